@@ -32,16 +32,17 @@ class FieldReader {
   }
 
   std::int64_t integer(std::string_view field, std::int64_t min, std::int64_t max, std::string_view unit) {
-    const std::string expected = fmt::format("an integer from {} to {}{}", min, max, unit);
-    const json* value = find(field, expected);
-    if (value == nullptr) return 0;
-    if (!value->is_number_integer()) return fail(field, expected), 0;
-    if (value->is_number_unsigned() && value->get<std::uint64_t>() > static_cast<std::uint64_t>(max)) {
-      return fail(field, expected), 0;
-    }
-    const auto number = value->get<std::int64_t>();
-    if (number < min || number > max) return fail(field, expected), 0;
-    return number;
+    // The phrase is built only on failure: this runs for every field of every line.
+    auto expected = [&] { return fmt::format("an integer from {} to {}{}", min, max, unit); };
+    auto it = object_.find(field);
+    if (it == object_.end()) return missing(field, expected()), 0;
+    const json& value = *it;
+    const bool in_range =
+        value.is_number_integer() &&
+        !(value.is_number_unsigned() && value.get<std::uint64_t>() > static_cast<std::uint64_t>(max)) &&
+        value.get<std::int64_t>() >= min && value.get<std::int64_t>() <= max;
+    if (!in_range) return fail(field, expected()), 0;
+    return value.get<std::int64_t>();
   }
 
   core::Ms time(std::string_view field) { return integer(field, 0, core::kMaxTimeMs, " (ms)"); }
@@ -78,13 +79,13 @@ class FieldReader {
 
  private:
   const json* find(std::string_view field, std::string_view expected) {
-    if (error_) return nullptr;
     auto it = object_.find(field);
-    if (it == object_.end()) {
-      error_ = LineError{fmt::format("field '{}': missing, expected {}", field, expected)};
-      return nullptr;
-    }
+    if (it == object_.end()) return missing(field, expected), nullptr;
     return &*it;
+  }
+
+  void missing(std::string_view field, std::string_view expected) {
+    if (!error_) error_ = LineError{fmt::format("field '{}': missing, expected {}", field, expected)};
   }
 
   void fail(std::string_view field, std::string_view expected) {

@@ -1,7 +1,9 @@
 // SPEC D: `turnstile gate`, in-process through run_gate() and end to end
 // through the built binary.
 
-#include <cstdio>
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
