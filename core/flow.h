@@ -85,12 +85,16 @@ class Flow {
  private:
   enum class Phase { idle, gate, resolve, release, done };
   // Drains the current retry machine's effects into this flow's effects.
-  void drive(Ms now, Rng& rng);
+  void drive(Ms now);
   void on_retry_done(Ms now, OutcomeClass outcome_class);
   void begin_resolve(Ms now);
   void begin_release(Ms now);
-  void respond(Response response);
-  Op store_op() const;
+  void respond(Ms now, Response response);
+  void emit(FlowEffect effect);
+  // Records how late an input came after next_deadline(), for the F6 check.
+  void note_input(Ms now);
+  // The store op of the current phase (admit or release) for an attempt started at `now`.
+  Op store_op(Ms now) const;
 
   FlowConfig config_;
   StreamRequest request_;
@@ -100,6 +104,8 @@ class Flow {
   std::vector<Stream> streams_;          // the broker's, once it answered
   std::vector<FlowEffect> effects_;      // at most a few; drained by poll()
   std::size_t next_effect_ = 0;
+  Ms started_at_ = 0;  // F6: the response is bounded from here
+  Ms late_ms_ = 0;     // F6: how much later than next_deadline() the driver's inputs came, in total
 };
 
 }  // namespace turnstile::core
