@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <utility>
@@ -20,6 +21,10 @@ constexpr std::size_t kMaxPendingEffects = 8;
 // Each input makes each retry machine emit at most one effect, and one input
 // can end at most every phase, so one drive() never needs more steps than this.
 constexpr int kMaxDriveSteps = 8;
+
+// Three phases (gate, resolve, release) of at most two attempts each (R4): the
+// most calls one flow ever emits, so call ids never wrap.
+constexpr std::uint32_t kMaxCalls = 6;
 
 // A broker reply is outside input; a flight keeps this many of its streams at
 // most, so one response stays bounded whatever the broker sent.
@@ -54,7 +59,8 @@ bool answers_admit(const std::optional<Decision>& decision) {
   return false;
 }
 
-// A store success that answers a release (G12).
+// A store success that answers a release: G12's outcomes. Anything else is a
+// malformed reply (R3: permanent).
 bool answers_release(const std::optional<Decision>& decision) {
   return decision && (decision->outcome == Outcome::released || decision->outcome == Outcome::gone);
 }
@@ -82,28 +88,33 @@ void Flow::start(Ms now) {
   drive(now);
 }
 
-void Flow::on_store_reply(Ms now, int attempt, const StoreReply& reply, Rng& rng) {
-  if (phase_ != Phase::gate && phase_ != Phase::release) return;
+void Flow::on_store_reply(Ms now, std::uint32_t call, const StoreReply& reply, Rng& rng) {
+  // A reply to any other call is stale: its attempt timed out, it belongs to
+  // an earlier phase, or it was already answered. It says nothing about the
+  // running attempt, which still ends by its own reply or deadline.
+  const std::optional<int> attempt = outstanding_attempt(CallKind::store, call);
+  if (!attempt) return;
+  TS_ASSERT(phase_ == Phase::gate || phase_ == Phase::release);
   note_input(now);
   AttemptResult result = reply.result;
+  if (result.outcome_class == OutcomeClass::success) {
+    const bool well_formed =
+        phase_ == Phase::gate ? answers_admit(reply.decision) : answers_release(reply.decision);
+    if (!well_formed) result.outcome_class = OutcomeClass::permanent;
+  }
   if (phase_ == Phase::gate) {
-    if (result.outcome_class == OutcomeClass::success && !answers_admit(reply.decision)) {
-      result.outcome_class = OutcomeClass::permanent;
-    }
     // Kept only for on_retry_done: the retry ends in success only on this very reply.
     decision_ = result.outcome_class == OutcomeClass::success ? reply.decision : std::nullopt;
-  } else if (result.outcome_class == OutcomeClass::success && !answers_release(reply.decision)) {
-    // A late answer to the gate's admit carries the same attempt numbers as
-    // the release's; it says nothing about the release, whose own attempt
-    // still ends by its deadline.
-    return;
   }
-  retry_->on_result(now, attempt, result, rng);
+  retry_->on_result(now, *attempt, result, rng);
   drive(now);
 }
 
-void Flow::on_broker_reply(Ms now, int attempt, const BrokerReply& reply, Rng& rng) {
-  if (phase_ != Phase::resolve) return;
+void Flow::on_broker_reply(Ms now, std::uint32_t call, const BrokerReply& reply, Rng& rng) {
+  // A reply to any other call is stale (see on_store_reply).
+  const std::optional<int> attempt = outstanding_attempt(CallKind::broker, call);
+  if (!attempt) return;
+  TS_ASSERT(phase_ == Phase::resolve);
   note_input(now);
   // Kept only for on_retry_done: the retry ends in success only on this very reply.
   streams_.clear();
@@ -111,7 +122,7 @@ void Flow::on_broker_reply(Ms now, int attempt, const BrokerReply& reply, Rng& r
     const std::size_t kept = std::min(reply.streams.size(), kMaxStreams);
     streams_.assign(reply.streams.begin(), reply.streams.begin() + static_cast<std::ptrdiff_t>(kept));
   }
-  retry_->on_result(now, attempt, reply.result, rng);
+  retry_->on_result(now, *attempt, reply.result, rng);
   drive(now);
 }
 
@@ -147,19 +158,35 @@ void Flow::drive(Ms now) {
     std::optional<RetryEffect> effect = retry_->poll();
     if (!effect) return;
     if (const auto* attempt = std::get_if<StartAttempt>(&*effect)) {
+      // The previous attempt ended with an effect of its own, so none is outstanding.
+      TS_ASSERT(!outstanding_);
+      TS_ASSERT(calls_emitted_ < kMaxCalls);
+      ++calls_emitted_;
       if (phase_ == Phase::resolve) {
-        emit(BrokerCall{attempt->attempt, request_.episode, attempt->deadline});
+        outstanding_ = Outstanding{CallKind::broker, calls_emitted_, attempt->attempt};
+        emit(BrokerCall{calls_emitted_, attempt->attempt, request_.episode, attempt->deadline});
       } else {
+        outstanding_ = Outstanding{CallKind::store, calls_emitted_, attempt->attempt};
         // R3a: every attempt of the admit carries the request's own id.
-        emit(StoreCall{attempt->attempt, store_op(now), attempt->deadline});
+        emit(StoreCall{calls_emitted_, attempt->attempt, store_op(now), attempt->deadline});
       }
     } else if (const auto* wake = std::get_if<RetryWake>(&*effect)) {
+      // The running attempt ended (answered or timed out); the retry waits.
+      outstanding_.reset();
       emit(Wake{wake->at});
     } else {
-      // May replace or reset retry_; the loop then drains the next phase's machine.
+      // The machine is done, so its last attempt ended. on_retry_done may
+      // replace or reset retry_; the loop then drains the next phase's machine.
+      outstanding_.reset();
       on_retry_done(now, std::get<RetryDone>(*effect).outcome_class);
     }
   }
+}
+
+std::optional<int> Flow::outstanding_attempt(CallKind kind, std::uint32_t call) const {
+  if (!outstanding_ || outstanding_->kind != kind || outstanding_->call != call) return std::nullopt;
+  TS_ASSERT(retry_ && !retry_->done());
+  return outstanding_->attempt;
 }
 
 void Flow::on_retry_done(Ms now, OutcomeClass outcome_class) {
@@ -240,6 +267,7 @@ void Flow::respond(Ms now, Response response) {
   bound = saturating_add(bound, config_.store.budget_ms);
   bound = saturating_add(bound, late_ms_);
   TS_ASSERT(now <= bound);
+  TS_ASSERT(!outstanding_);  // a flow answers only once its last call ended
   phase_ = Phase::done;
   retry_.reset();
   emit(Respond{std::move(response)});

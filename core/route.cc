@@ -1,6 +1,7 @@
 #include "core/route.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -84,17 +85,17 @@ void Route::on_leave(Ms /*now*/, WaiterId waiter) {
   waiting_.erase(found);
 }
 
-void Route::on_store_reply(Ms now, FlightId flight, int attempt, const StoreReply& reply, Rng& rng) {
+void Route::on_store_reply(Ms now, FlightId flight, std::uint32_t call, const StoreReply& reply, Rng& rng) {
   auto found = flows_.find(flight);
   if (found == flows_.end()) return;  // the flight has ended; a late reply changes nothing
-  found->second.on_store_reply(now, attempt, reply, rng);
+  found->second.on_store_reply(now, call, reply, rng);
   drain(flight);
 }
 
-void Route::on_broker_reply(Ms now, FlightId flight, int attempt, const BrokerReply& reply, Rng& rng) {
+void Route::on_broker_reply(Ms now, FlightId flight, std::uint32_t call, const BrokerReply& reply, Rng& rng) {
   auto found = flows_.find(flight);
   if (found == flows_.end()) return;  // the flight has ended; a late reply changes nothing
-  found->second.on_broker_reply(now, attempt, reply, rng);
+  found->second.on_broker_reply(now, call, reply, rng);
   drain(flight);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
@@ -14,7 +15,9 @@ namespace turnstile::core {
 // SPEC F1 end to end: validate (V) -> coalesce (C) -> one Flow per flight.
 // The driver (simulator or production server) feeds requests, replies and
 // timers in, and performs the effects it polls out. Every effect names the
-// flight it belongs to; every Respond names the waiter it answers.
+// flight it belongs to; every call also carries its id within the flight,
+// which the driver hands back with the reply; every Respond names the waiter
+// it answers.
 struct RouteConfig {
   FlowConfig flow;
   CoalesceConfig coalesce;
@@ -50,8 +53,12 @@ class Route {
   // C4: the waiter went away (client disconnected). Its flight goes on.
   void on_leave(Ms now, WaiterId waiter);
 
-  void on_store_reply(Ms now, FlightId flight, int attempt, const StoreReply& reply, Rng& rng);
-  void on_broker_reply(Ms now, FlightId flight, int attempt, const BrokerReply& reply, Rng& rng);
+  // The reply to the call with id `call` (RouteStoreCall::call.call,
+  // RouteBrokerCall::call.call) of `flight`. A reply for a flight that has
+  // ended, or for a call that is not the flight's outstanding one, is stale
+  // and ignored (Flow).
+  void on_store_reply(Ms now, FlightId flight, std::uint32_t call, const StoreReply& reply, Rng& rng);
+  void on_broker_reply(Ms now, FlightId flight, std::uint32_t call, const BrokerReply& reply, Rng& rng);
   void on_timer(Ms now, Rng& rng);
 
   [[nodiscard]] std::optional<RouteEffect> poll();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -96,6 +97,7 @@ TEST(Route, F1_ARequestStartsAFlightWithOneStoreCall) {
   route.on_request(kStart, 1, req(), rng);
   const RouteStoreCall call = only<RouteStoreCall>(drain(route));
   EXPECT_EQ(call.flight, 1u);
+  EXPECT_EQ(call.call.call, 1u);
   EXPECT_EQ(call.call.attempt, 1);
   EXPECT_EQ(call.call.op.kind, OpKind::admit);
   EXPECT_EQ(call.call.op.request, "r1");
@@ -117,10 +119,10 @@ TEST(Route, C1_C2_ABurstSharesOneFlightAndOneAnswer) {
   EXPECT_EQ(route.flight_count(), 1u);
   EXPECT_EQ(route.coalescer().waiter_count(call.flight), static_cast<std::size_t>(kBurst));
 
-  route.on_store_reply(kStart + 20, call.flight, 1, decided(Outcome::admitted, 8), rng);
+  route.on_store_reply(kStart + 20, call.flight, call.call.call, decided(Outcome::admitted, 8), rng);
   const RouteBrokerCall broker = only<RouteBrokerCall>(drain(route));
   EXPECT_EQ(broker.flight, call.flight);
-  route.on_broker_reply(kStart + 50, call.flight, 1, resolved({{"s", "http://x/s"}}), rng);
+  route.on_broker_reply(kStart + 50, call.flight, broker.call.call, resolved({{"s", "http://x/s"}}), rng);
 
   const std::vector<RouteEffect> answers = drain(route);
   ASSERT_EQ(answers.size(), static_cast<std::size_t>(kBurst));
@@ -138,7 +140,7 @@ TEST(Route, C3_TheNextRequestStartsANewFlight) {
   Rng rng(1);
   route.on_request(kStart, 1, req(), rng);
   const RouteStoreCall first = only<RouteStoreCall>(drain(route));
-  route.on_store_reply(kStart + 5, first.flight, 1, decided(Outcome::superseded), rng);
+  route.on_store_reply(kStart + 5, first.flight, first.call.call, decided(Outcome::superseded), rng);
   EXPECT_EQ(only<RouteRespond>(drain(route)).response, Response::denial(DenialReason::superseded));
   EXPECT_EQ(route.flight_count(), 0u);
 
@@ -155,7 +157,7 @@ TEST(Route, C3_AnswersAndKeyRemovalAreOneStep) {
   route.on_request(kStart, 1, req(), rng);
   route.on_request(kStart, 2, req("c1", "tt1:1:1", "r2"), rng);
   const RouteStoreCall call = only<RouteStoreCall>(drain(route));
-  route.on_store_reply(kStart + 5, call.flight, 1, decided(Outcome::blocked_capacity), rng);
+  route.on_store_reply(kStart + 5, call.flight, call.call.call, decided(Outcome::blocked_capacity), rng);
   // Before the answers are even polled, the key is free.
   EXPECT_EQ(route.flight_count(), 0u);
   EXPECT_FALSE(route.coalescer().has_flight(call.flight));
@@ -174,9 +176,9 @@ TEST(Route, C4_TheLastWaiterLeavingDoesNotCancelTheFlight) {
   EXPECT_EQ(route.flight_count(), 1u);  // the flight goes on
   EXPECT_EQ(route.coalescer().waiter_count(call.flight), 0u);
 
-  route.on_store_reply(kStart + 20, call.flight, 1, decided(Outcome::admitted, 3), rng);
-  (void)only<RouteBrokerCall>(drain(route));
-  route.on_broker_reply(kStart + 50, call.flight, 1, resolved({{"s", "http://x/s"}}), rng);
+  route.on_store_reply(kStart + 20, call.flight, call.call.call, decided(Outcome::admitted, 3), rng);
+  const RouteBrokerCall broker = only<RouteBrokerCall>(drain(route));
+  route.on_broker_reply(kStart + 50, call.flight, broker.call.call, resolved({{"s", "http://x/s"}}), rng);
   EXPECT_TRUE(drain(route).empty());     // nobody left to answer
   EXPECT_EQ(route.flight_count(), 0u);  // C6: no leak
 }
@@ -202,7 +204,7 @@ TEST(Route, C4_OthersAreStillAnsweredWhenOneLeaves) {
   route.on_leave(kStart + 1, 2);
   route.on_leave(kStart + 1, 2);   // twice: nothing more to forget
   route.on_leave(kStart + 1, 77);  // never seen
-  route.on_store_reply(kStart + 5, call.flight, 1, decided(Outcome::superseded), rng);
+  route.on_store_reply(kStart + 5, call.flight, call.call.call, decided(Outcome::superseded), rng);
   const std::vector<RouteRespond> answers = all_of<RouteRespond>(drain(route));
   ASSERT_EQ(answers.size(), 2u);
   EXPECT_EQ(answers[0].waiter, 1u);
@@ -218,7 +220,7 @@ TEST(Route, C1_ARequestJoinsARunningFlightEvenWithNoWaiterLeft) {
   route.on_leave(kStart + 1, 1);
   route.on_request(kStart + 2, 2, req("c1", "tt1:1:1", "r2", kStart + 2), rng);
   EXPECT_TRUE(drain(route).empty());  // joined: starts nothing itself
-  route.on_store_reply(kStart + 5, call.flight, 1, decided(Outcome::blocked_capacity), rng);
+  route.on_store_reply(kStart + 5, call.flight, call.call.call, decided(Outcome::blocked_capacity), rng);
   const RouteRespond respond = only<RouteRespond>(drain(route));
   EXPECT_EQ(respond.waiter, 2u);
   EXPECT_EQ(respond.response, Response::denial(DenialReason::capacity));
@@ -252,7 +254,7 @@ TEST(Route, C5_BusyWhenMaxWaitersIsHit) {
   EXPECT_EQ(busy.waiter, 3u);
   EXPECT_EQ(busy.response, Response::denial(DenialReason::busy));
   // The busy request waits on nothing: the flight answers only its two.
-  route.on_store_reply(kStart + 5, call.flight, 1, decided(Outcome::superseded), rng);
+  route.on_store_reply(kStart + 5, call.flight, call.call.call, decided(Outcome::superseded), rng);
   const std::vector<RouteRespond> answers = all_of<RouteRespond>(drain(route));
   ASSERT_EQ(answers.size(), 2u);
   EXPECT_EQ(answers[0].waiter, 1u);
@@ -285,19 +287,19 @@ TEST(Route, F1_StaleAndUnknownRepliesAreIgnored) {
   route.on_request(kStart, 1, req(), rng);
   const RouteStoreCall call = only<RouteStoreCall>(drain(route));
   // An unknown flight.
-  route.on_store_reply(kStart + 1, call.flight + 9, 1, decided(Outcome::admitted, 1), rng);
-  route.on_broker_reply(kStart + 1, call.flight + 9, 1, resolved({}), rng);
+  route.on_store_reply(kStart + 1, call.flight + 9, call.call.call, decided(Outcome::admitted, 1), rng);
+  route.on_broker_reply(kStart + 1, call.flight + 9, call.call.call, resolved({}), rng);
   EXPECT_TRUE(drain(route).empty());
-  // A broker reply before the gate answered.
-  route.on_broker_reply(kStart + 2, call.flight, 1, resolved({{"s", "http://x/s"}}), rng);
+  // A broker reply before the gate answered, carrying the store call's id.
+  route.on_broker_reply(kStart + 2, call.flight, call.call.call, resolved({{"s", "http://x/s"}}), rng);
   EXPECT_TRUE(drain(route).empty());
-  // An attempt that never started.
-  route.on_store_reply(kStart + 3, call.flight, 2, decided(Outcome::admitted, 1), rng);
+  // A call that was never emitted.
+  route.on_store_reply(kStart + 3, call.flight, call.call.call + 1, decided(Outcome::admitted, 1), rng);
   EXPECT_TRUE(drain(route).empty());
-  route.on_store_reply(kStart + 4, call.flight, 1, decided(Outcome::superseded), rng);
+  route.on_store_reply(kStart + 4, call.flight, call.call.call, decided(Outcome::superseded), rng);
   (void)only<RouteRespond>(drain(route));
   // The flight has ended.
-  route.on_store_reply(kStart + 5, call.flight, 1, decided(Outcome::admitted, 1), rng);
+  route.on_store_reply(kStart + 5, call.flight, call.call.call, decided(Outcome::admitted, 1), rng);
   route.on_timer(kStart + 100000, rng);
   EXPECT_TRUE(drain(route).empty());
   EXPECT_EQ(route.flight_count(), 0u);
@@ -318,8 +320,38 @@ TEST(Route, R5_TimersReachOnlyDueFlights) {
   route.on_timer(wake.at, rng);
   const RouteStoreCall retry = only<RouteStoreCall>(drain(route));
   EXPECT_EQ(retry.flight, 1u);
+  EXPECT_EQ(retry.call.call, 2u);
   EXPECT_EQ(retry.call.attempt, 2);
   EXPECT_EQ(retry.call.op.request, "r1");  // R3a
+}
+
+TEST(Route, F5_ALateGateReplyDuringReleaseIsIgnored) {
+  Route route(config());
+  Rng rng(1);
+  route.on_request(kStart, 1, req(), rng);
+  const RouteStoreCall admit1 = only<RouteStoreCall>(drain(route));
+  route.on_timer(admit1.call.deadline, rng);  // gate attempt 1 timed out
+  const RouteWake wake = only<RouteWake>(drain(route));
+  route.on_timer(wake.at, rng);
+  const RouteStoreCall admit2 = only<RouteStoreCall>(drain(route));
+  route.on_store_reply(wake.at + 10, admit2.flight, admit2.call.call, decided(Outcome::admitted, 6), rng);
+  const RouteBrokerCall resolve = only<RouteBrokerCall>(drain(route));
+  route.on_broker_reply(wake.at + 20, resolve.flight, resolve.call.call,
+                        BrokerReply{AttemptResult{OutcomeClass::permanent, std::nullopt}, {}}, rng);
+  const RouteStoreCall release = only<RouteStoreCall>(drain(route));
+  ASSERT_EQ(release.call.op.kind, OpKind::release);
+  ASSERT_EQ(release.call.attempt, admit1.call.attempt);
+  // The gate's attempt 1 fails at last: the same flight and attempt number, another call.
+  route.on_store_reply(wake.at + 30, admit1.flight, admit1.call.call,
+                       StoreReply{std::nullopt, AttemptResult{OutcomeClass::permanent, std::nullopt}}, rng);
+  EXPECT_TRUE(drain(route).empty());
+  EXPECT_EQ(route.flight_count(), 1u);
+  EXPECT_EQ(route.next_deadline(), release.call.deadline);
+  route.on_store_reply(wake.at + 40, release.flight, release.call.call, decided(Outcome::released), rng);
+  const RouteRespond respond = only<RouteRespond>(drain(route));
+  EXPECT_EQ(respond.waiter, 1u);
+  EXPECT_EQ(respond.response, Response::denial(DenialReason::resolve_failed));
+  EXPECT_EQ(route.flight_count(), 0u);
 }
 
 TEST(Route, F6_C6_HungDependenciesAnswerEveryWaiterInTime) {
