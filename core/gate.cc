@@ -70,6 +70,8 @@ Decision admit(PoolState& pool, const Op& op, const GateConfig& config) {
   }
 
   Decision decision{Outcome::admitted, kNoToken, {}, 0};
+  // Where the newcomer goes: a new place at the end (G6) or its victim's (G7).
+  auto place = pool.sessions.end();
   if (held(pool) >= config.capacity) {
     // G7: only an idle session may make room, the oldest first; G8 otherwise.
     auto victim = pool.sessions.end();
@@ -82,20 +84,27 @@ Decision admit(PoolState& pool, const Op& op, const GateConfig& config) {
     }
     decision.outcome = Outcome::rotated;
     decision.victim = victim->client;
-    pool.sessions.erase(victim);
+    // The newcomer takes the victim's place. Erasing the victim and appending
+    // would move every later session, which made a rotation on a 64-session
+    // pool four times slower; no decision depends on the order.
+    place = victim;
   }
   // G6 (or the slot G7 just freed). G13: a newcomer never raises slots held
   // above max(C, held before), since it enters only when held < C or by rotation.
-  TS_ASSERT(held(pool) < kMaxCapacity);
   Session session;
   session.client = op.client;
   session.episode = op.episode;
   session.token = ++pool.last_token;
   session.admitted_at = now;
   decision.token = session.token;
-  pool.sessions.push_back(std::move(session));
+  if (place == pool.sessions.end()) {
+    TS_ASSERT(held(pool) < kMaxCapacity);
+    place = pool.sessions.insert(place, std::move(session));
+  } else {
+    *place = std::move(session);
+  }
   decision.held = held(pool);
-  record_intent(pool.sessions.back(), op, now, decision);
+  record_intent(*place, op, now, decision);
   return decision;
 }
 

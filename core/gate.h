@@ -88,8 +88,9 @@ struct Session {
   bool operator==(const Session&) const = default;
 };
 
-// One pool's whole state. Sessions are kept in the order they were created so
-// that any walk over them is deterministic.
+// One pool's whole state. A new session is appended, except that one admitted
+// by rotation (G7) takes its victim's place, so the order of the sessions, and
+// any walk over them, is deterministic. No decision depends on this order.
 struct PoolState {
   Ms last_now = 0;         // G1
   Token last_token = 0;    // G9: the last token issued; the next is last_token + 1
