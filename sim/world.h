@@ -55,6 +55,10 @@ class Server {
   [[nodiscard]] virtual std::optional<core::RouteEffect> poll() = 0;
   virtual std::optional<core::Ms> next_deadline() const = 0;
   virtual std::size_t flight_count() const = 0;
+  // Whether `flight` is still running. The world asks after every input, so
+  // it records each flight's end at the step it happened, even a flight that
+  // ended with no waiter left to answer (C4).
+  virtual bool has_flight(core::FlightId flight) const = 0;
 };
 
 // The real route.
@@ -89,6 +93,7 @@ struct RunReport {
   std::optional<std::uint64_t> schedule_divergence;     // replay only: the step
   std::uint64_t fingerprint = 0;  // over the schedule and every history event
   std::uint64_t requests = 0;     // stream requests sent by clients
+  bool history_full = false;      // the run stopped at scenario.max_events
 };
 
 RunReport run_world(const RunSpec& spec);
