@@ -12,6 +12,7 @@
 
 #include "cli/gate_codec.h"
 #include "cli/sim_commands.h"
+#include "sim/describe.h"
 
 namespace turnstile::cli {
 namespace {
@@ -27,12 +28,6 @@ std::string client_label(const sim::CheckStep& step) {
   return step.client < 0 ? std::string("-") : sim::check_client_name(step.client);
 }
 
-std::string describe_decision(const core::Decision& decision) {
-  std::string text(core::outcome_name(decision.outcome));
-  if (decision.token != core::kNoToken) text += fmt::format(" token {}", decision.token);
-  if (!decision.victim.empty()) text += fmt::format(" victim {}", decision.victim);
-  return text;
-}
 
 std::string describe_operation(const sim::CheckStep& step) {
   if (!step.op) return fmt::format("now {}", step.now);
@@ -50,7 +45,7 @@ std::string describe_operation(const sim::CheckStep& step) {
 
 std::string describe_result(const sim::CheckStep& step) {
   if (!step.decision) return "";
-  std::string text = describe_decision(*step.decision);
+  std::string text = sim::describe_decision(*step.decision);
   if (!step.wrote) text += " (planned, not yet written)";
   return text;
 }

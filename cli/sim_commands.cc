@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/response.h"
+#include "sim/describe.h"
 #include "sim/checkers.h"
 #include "sim/scenario.h"
 
@@ -79,19 +80,6 @@ std::string write_file(const std::filesystem::path& path, const std::string& tex
   return {};
 }
 
-// Text from the input as an error message may quote it: control bytes
-// escaped as JSON escapes them, so the message stays one line, and long text
-// cut (at a UTF-8 character boundary) to kMaxQuoted bytes.
-std::string quote_input(std::string_view text) {
-  constexpr std::size_t kMaxQuoted = 64;
-  std::size_t keep = std::min(text.size(), kMaxQuoted);
-  while (keep > 0 && keep < text.size() && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
-  std::string out;
-  core::append_json_string(out, text.substr(0, keep));
-  out = out.substr(1, out.size() - 2);
-  if (keep < text.size()) out += "...";
-  return out;
-}
 
 // What every simulating command starts from: the scenario, gate and strategy.
 struct Setup {
@@ -113,10 +101,10 @@ std::variant<Setup, std::string> make_setup(const std::string& scenario_path, co
     setup.scenario = std::get<sim::Scenario>(std::move(parsed));
   }
   auto mode = sim::gate_mode_from_name(gate);
-  if (!mode) return fmt::format("--gate: expected atomic or legacy, got '{}'", quote_input(gate));
+  if (!mode) return fmt::format("--gate: expected atomic or legacy, got '{}'", sim::quote_input(gate));
   setup.gate = *mode;
   auto spec = sim::parse_strategy(strategy);
-  if (!spec) return fmt::format("--strategy: expected random or pct:D with D >= 1, got '{}'", quote_input(strategy));
+  if (!spec) return fmt::format("--strategy: expected random or pct:D with D >= 1, got '{}'", sim::quote_input(strategy));
   setup.strategy = std::move(*spec);
   return setup;
 }
@@ -406,7 +394,7 @@ std::optional<std::string> compare_runs(const sim::Trace& trace, const sim::RunR
 }  // namespace
 
 std::variant<SeedRange, std::string> parse_seed_range(std::string_view text) {
-  const std::string error = fmt::format("--seeds: expected A..B with A <= B (decimal), got '{}'", quote_input(text));
+  const std::string error = fmt::format("--seeds: expected A..B with A <= B (decimal), got '{}'", sim::quote_input(text));
   const std::size_t dots = text.find("..");
   if (dots == std::string_view::npos) return error;
   const auto first = parse_u64(text.substr(0, dots));
@@ -416,7 +404,7 @@ std::variant<SeedRange, std::string> parse_seed_range(std::string_view text) {
 }
 
 std::variant<Shard, std::string> parse_shard(std::string_view text) {
-  const std::string error = fmt::format("--shard: expected K/N with 1 <= K <= N, got '{}'", quote_input(text));
+  const std::string error = fmt::format("--shard: expected K/N with 1 <= K <= N, got '{}'", sim::quote_input(text));
   const std::size_t slash = text.find('/');
   if (slash == std::string_view::npos) return error;
   const auto index = parse_u64(text.substr(0, slash));
@@ -434,7 +422,7 @@ int run_command(const RunOptions& options, std::ostream& out, std::ostream& err)
   const Setup& setup = std::get<Setup>(made);
   const auto seed = parse_u64(options.seed);
   if (!seed) {
-    err << fmt::format("--seed: expected a decimal integer from 0 to 18446744073709551615, got '{}'", quote_input(options.seed))
+    err << fmt::format("--seed: expected a decimal integer from 0 to 18446744073709551615, got '{}'", sim::quote_input(options.seed))
         << "\n";
     return 2;
   }

@@ -14,6 +14,7 @@
 #include "core/gate.h"
 #include "core/outcome.h"
 #include "core/response.h"
+#include "sim/describe.h"
 
 namespace turnstile::sim {
 namespace {
@@ -41,30 +42,8 @@ Violation violation_at(std::string_view rule, const Event& event, std::string me
 // ---------------------------------------------------------------------------
 // Describing things in messages.
 
-std::string describe_op(const core::Op& op) {
-  switch (op.kind) {
-    case core::OpKind::admit:
-      return fmt::format("admit of client {} (episode {}, request {}, issued_at {})", op.client, op.episode, op.request,
-                         op.issued_at);
-    case core::OpKind::heartbeat:
-      return fmt::format("heartbeat of client {} with token {}", op.client, op.token);
-    case core::OpKind::release:
-      return fmt::format("release of client {} with token {}", op.client, op.token);
-  }
-  return "operation";
-}
 
-std::string describe_decision(const core::Decision& decision) {
-  std::string text(core::outcome_name(decision.outcome));
-  if (decision.token != core::kNoToken) text += fmt::format(" token {}", decision.token);
-  if (!decision.victim.empty()) text += fmt::format(" victim {}", decision.victim);
-  return text;
-}
 
-std::string describe_session(const core::Session& session) {
-  return fmt::format("client {} (token {}, last_seen {}, admitted_at {})", session.client, session.token,
-                     session.last_seen, session.admitted_at);
-}
 
 std::string describe_key(const core::FlightKey& key) {
   return fmt::format("{}/{}/{}", key.pool, key.client, key.episode);

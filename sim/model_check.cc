@@ -12,6 +12,7 @@
 
 #include "core/assert.h"
 #include "core/rng.h"
+#include "sim/describe.h"
 
 namespace turnstile::sim {
 namespace {
@@ -64,30 +65,8 @@ struct StepInfo {
 // ---------------------------------------------------------------------------
 // Describing things in messages (the simulator's checkers use the same words).
 
-std::string describe_op(const core::Op& op) {
-  switch (op.kind) {
-    case core::OpKind::admit:
-      return fmt::format("admit of client {} (episode {}, request {}, issued_at {})", op.client, op.episode,
-                         op.request, op.issued_at);
-    case core::OpKind::heartbeat:
-      return fmt::format("heartbeat of client {} with token {}", op.client, op.token);
-    case core::OpKind::release:
-      return fmt::format("release of client {} with token {}", op.client, op.token);
-  }
-  return "operation";
-}
 
-std::string describe_decision(const core::Decision& decision) {
-  std::string text(core::outcome_name(decision.outcome));
-  if (decision.token != core::kNoToken) text += fmt::format(" token {}", decision.token);
-  if (!decision.victim.empty()) text += fmt::format(" victim {}", decision.victim);
-  return text;
-}
 
-std::string describe_session(const core::Session& session) {
-  return fmt::format("client {} (token {}, last_seen {}, admitted_at {})", session.client, session.token,
-                     session.last_seen, session.admitted_at);
-}
 
 // ---------------------------------------------------------------------------
 // The rules checked on each gate step (SPEC P, G14).

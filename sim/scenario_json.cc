@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/response.h"
+#include "sim/describe.h"
 #include "sim/scenario.h"
 
 namespace turnstile::sim {
@@ -82,19 +83,6 @@ class ErrorPosition final : public nlohmann::json_sax<json> {
   std::size_t position_ = 0;
 };
 
-// Text from the input as an error message may quote it: control bytes
-// escaped as JSON escapes them, so the message stays one line, and long text
-// cut (at a UTF-8 character boundary) to kMaxQuoted bytes.
-std::string quote_input(std::string_view text) {
-  constexpr std::size_t kMaxQuoted = 64;
-  std::size_t keep = std::min(text.size(), kMaxQuoted);
-  while (keep > 0 && keep < text.size() && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
-  std::string out;
-  core::append_json_string(out, text.substr(0, keep));
-  out = out.substr(1, out.size() - 2);
-  if (keep < text.size()) out += "...";
-  return out;
-}
 
 std::string invalid_json_message(std::string_view text) {
   ErrorPosition sax;

@@ -25,6 +25,7 @@
 // writer writes (every field present, no unknown one) and turns anything
 // else into one line "<source>:<line>: field 'x': expected ...".
 
+#include "sim/describe.h"
 #include "sim/trace.h"
 
 #include <algorithm>
@@ -83,19 +84,6 @@ constexpr std::array<std::string_view, 11> kEventKinds = {"request",   "response
                                                           "fault",      "store_restart", "faults_healed"};
 static_assert(std::variant_size_v<EventBody> == kEventKinds.size(), "a kind of event without a name in traces");
 
-// Text from the input as an error message may quote it: control bytes
-// escaped as JSON escapes them, so the message stays one line, and long text
-// cut (at a UTF-8 character boundary) to kMaxQuoted bytes.
-std::string quote_input(std::string_view text) {
-  constexpr std::size_t kMaxQuoted = 64;
-  std::size_t keep = std::min(text.size(), kMaxQuoted);
-  while (keep > 0 && keep < text.size() && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
-  std::string out;
-  core::append_json_string(out, text.substr(0, keep));
-  out = out.substr(1, out.size() - 2);
-  if (keep < text.size()) out += "...";
-  return out;
-}
 
 std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
 
