@@ -13,15 +13,15 @@
 //
 // Args: operations, processes, linearizable (1) or not (0).
 
-#include <benchmark/benchmark.h>
-#include <fmt/format.h>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
 #include "cli/lincheck_command.h"
 #include "core/gate.h"

@@ -1,7 +1,5 @@
 #include "cli/lincheck_command.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -14,6 +12,8 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "core/response.h"
 

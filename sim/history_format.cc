@@ -1,12 +1,16 @@
 #include "sim/history_format.h"
 
-#include <fmt/format.h>
-
-#include <array>
 #include <charconv>
 #include <initializer_list>
 #include <iterator>
 #include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/assert.h"
@@ -31,6 +35,23 @@ std::optional<std::int64_t> as_int64(const json& value) {
   }
   if (value.is_number_integer()) return value.get<std::int64_t>();
   return std::nullopt;
+}
+
+// A key from the input, fit for a one-line message: control and non-ASCII
+// bytes as \xNN, and at most 64 bytes of it.
+std::string printable(std::string_view key) {
+  constexpr std::size_t kMaxShown = 64;
+  std::string shown;
+  for (std::size_t i = 0; i < key.size() && i < kMaxShown; ++i) {
+    const auto byte = static_cast<unsigned char>(key[i]);
+    if (byte < 0x20 || byte >= 0x7f || byte == '\\' || byte == '\'') {
+      fmt::format_to(std::back_inserter(shown), "\\x{:02x}", byte);
+    } else {
+      shown += static_cast<char>(byte);
+    }
+  }
+  if (key.size() > kMaxShown) shown += "...";
+  return shown;
 }
 
 // Reads the fields of one line. The first error is kept and every later read
@@ -64,7 +85,7 @@ class Reader {
       for (std::string_view name : known) names += fmt::format("{}{}", names.empty() ? "" : ", ", name);
       if (!error_) {
         error_ = fmt::format("{}:{}: field '{}': unknown field (known fields: {})", source_, line_,
-                             join(path, item.key()), names);
+                             join(path, printable(item.key())), names);
       }
       return;
     }
@@ -256,10 +277,11 @@ std::variant<HistoryOp, HistoryError> parse_history_line(std::string_view text, 
     return HistoryError{read.take_error()};
   }
   const json object = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (object.is_discarded())
+  if (object.is_discarded()) {
     read.fail_line("not valid JSON");
-  else if (!object.is_object())
+  } else if (!object.is_object()) {
     read.fail_line("expected a JSON object");
+  }
   if (read.failed()) return HistoryError{read.take_error()};
 
   HistoryOp entry;

@@ -2,10 +2,6 @@
 // and `turnstile lincheck`, on hand-built histories whose verdict is argued
 // in each test.
 
-#include "sim/lincheck.h"
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -16,11 +12,14 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
 #include "cli/gate_codec.h"
 #include "cli/lincheck_command.h"
 #include "core/gate.h"
-#include "core/rng.h"
 #include "sim/history_format.h"
+#include "sim/lincheck.h"
 
 namespace {
 
@@ -576,6 +575,10 @@ TEST(HistoryFormat, H_MalformedLinesExitTwoWithOneLine) {
        "h.jsonl:1: field 'out.outcome': expected one of admitted, resumed, switched, rotated, superseded, "
        "blocked_capacity, alive, gone, released"},
       {ok + std::string(sim::kMaxHistoryLineBytes + 1, ' '), "h.jsonl:2: longer than 65536 bytes"},
+      // A key from the input is shown escaped, so the message stays one line.
+      {R"({"process":"w1","call":1,"ret":2,"op":)" + a +
+           R"(,"out":{"outcome":"admitted","tok\n":"1","victim":null,"held":1}})",
+       "h.jsonl:1: field 'out.tok\\x0a': unknown field (known fields: outcome, token, victim, held)"},
   };
   for (const Case& c : cases) {
     const CommandResult result = run(c.text);
