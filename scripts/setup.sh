@@ -10,6 +10,7 @@ packages=(
   libboost-fiber-dev librapidcheck-dev libfmt-dev libgtest-dev libgmock-dev
   libhiredis-dev redis-server libcurl4-openssl-dev nlohmann-json3-dev
   libcli11-dev libbenchmark-dev
+  chromium
 )
 
 missing=()
