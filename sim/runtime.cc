@@ -1,12 +1,14 @@
 #include "sim/runtime.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <vector>
 #include <exception>
 #include <utility>
 
 #include <boost/fiber/context.hpp>
 #include <boost/fiber/fiber.hpp>
-#include <boost/fiber/fixedsize_stack.hpp>
 #include <boost/fiber/operations.hpp>
 #include <boost/fiber/type.hpp>
 
@@ -60,21 +62,70 @@ void asan_start_switch(void** /*fake_stack_save*/, const StackBounds& /*to*/) {}
 void asan_finish_switch(void* /*fake_stack_save*/, StackBounds* /*from*/) {}
 #endif
 
-// Boost's malloc-based fixedsize_stack, remembering where the stack is so
-// the switch annotations above can name it.
-class RecordingStack {
+// Fiber stacks, kept per thread for reuse. A fresh stack costs an mmap and a
+// page fault for every page a fiber touches; a reused one is already mapped,
+// which makes a run several times cheaper (bench/world_bench). Only the
+// allocation is reused, never contents a run could read: a fiber starts with
+// nothing on its stack. Bounded: at most kMaxCachedStacks per thread.
+class StackCache {
  public:
-  RecordingStack(std::size_t size_bytes, StackBounds* bounds) : inner_(size_bytes), bounds_(bounds) {}
+  static constexpr std::size_t kMaxCachedStacks = 256;
 
-  boost::context::stack_context allocate() {
-    boost::context::stack_context stack = inner_.allocate();
-    *bounds_ = StackBounds{static_cast<char*>(stack.sp) - stack.size, stack.size};
-    return stack;
+  // Reserved up front so that give(), called from a noexcept deallocator,
+  // never allocates.
+  StackCache() { free_.reserve(kMaxCachedStacks); }
+  ~StackCache() {
+    for (const Entry& entry : free_) std::free(entry.base);
   }
-  void deallocate(boost::context::stack_context& stack) noexcept { inner_.deallocate(stack); }
+  void* take(std::size_t size_bytes) {
+    for (std::size_t i = free_.size(); i > 0; --i) {
+      if (free_[i - 1].size_bytes != size_bytes) continue;
+      void* base = free_[i - 1].base;
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i - 1));
+      return base;
+    }
+    void* base = std::malloc(size_bytes);
+    if (base == nullptr) throw std::bad_alloc();
+    return base;
+  }
+  void give(void* base, std::size_t size_bytes) {
+    if (free_.size() >= kMaxCachedStacks) {
+      std::free(base);
+      return;
+    }
+    free_.push_back(Entry{base, size_bytes});
+  }
 
  private:
-  boost::fibers::fixedsize_stack inner_;
+  struct Entry {
+    void* base = nullptr;
+    std::size_t size_bytes = 0;
+  };
+  std::vector<Entry> free_;
+};
+
+thread_local StackCache t_stacks;
+
+// A stack allocator for Boost.Fiber over StackCache, remembering where the
+// stack is so the switch annotations above can name it.
+class RecordingStack {
+ public:
+  RecordingStack(std::size_t size_bytes, StackBounds* bounds) : size_bytes_(size_bytes), bounds_(bounds) {}
+
+  boost::context::stack_context allocate() {
+    void* base = t_stacks.take(size_bytes_);
+    boost::context::stack_context stack;
+    stack.size = size_bytes_;
+    stack.sp = static_cast<char*>(base) + size_bytes_;  // stacks grow down
+    *bounds_ = StackBounds{static_cast<char*>(base), size_bytes_};
+    return stack;
+  }
+  void deallocate(boost::context::stack_context& stack) noexcept {
+    t_stacks.give(static_cast<char*>(stack.sp) - stack.size, stack.size);
+  }
+
+ private:
+  std::size_t size_bytes_;
   StackBounds* bounds_;
 };
 

@@ -83,7 +83,7 @@ struct RuntimeOptions {
   // spawn past it returns kNoFiber and the run ends with fiber_limit.
   std::size_t max_fibers = 256;
   core::Ms start_ms = 0;
-  // Each fiber's stack, allocated with malloc (Boost's fixedsize_stack).
+  // Each fiber's stack: malloc'd, and reused by later fibers of the thread.
   std::size_t stack_bytes = 256 * 1024;
 };
 
