@@ -10,6 +10,7 @@
 
 #include "core/ids.h"
 #include "core/response.h"
+#include "sim/describe.h"
 
 namespace turnstile::cli {
 namespace {
@@ -69,7 +70,8 @@ class FieldReader {
       if (!known) {
         std::string names;
         for (auto name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
-        fail(key, fmt::format("no such field for op '{}' (fields: {})", op, names));
+        // The key is the input's: quoted so that a message stays one line.
+        fail(sim::quote_input(key), fmt::format("no such field for op '{}' (fields: {})", op, names));
         return;
       }
     }

@@ -143,6 +143,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "field 'pool': expected 1-64 bytes of [A-Za-z0-9._-]"},
         Malformed{"UnknownField", R"({"op":"heartbeat","pool":"p","client":"c","token":"1","now":1,"tokn":"2"})",
                   "field 'tokn': expected no such field for op 'heartbeat' (fields: op, pool, client, token, now)"},
+        Malformed{"UnknownFieldWithANewline", R"({"op":"heartbeat","pool":"p","client":"c","token":"1","now":1,"a\nb":2})",
+                  "field 'a\\nb': expected no such field for op 'heartbeat' (fields: op, pool, client, token, now)"},
         Malformed{"ZeroCapacity", R"({"op":"config","pool":"p","capacity":0,"ttl":1,"grace":0})",
                   "field 'capacity': expected an integer from 1 to 100000"},
         Malformed{"ZeroTtl", R"({"op":"config","pool":"p","capacity":1,"ttl":0,"grace":0})",
