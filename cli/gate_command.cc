@@ -22,7 +22,7 @@ GateBook::Pool* GateBook::pool_for(const std::string& name) {
   return &pools_.emplace(name, Pool{}).first->second;
 }
 
-std::variant<std::monostate, core::Decision, LineError> GateBook::apply(const GateLine& line) {
+LineResult GateBook::apply(const GateLine& line) {
   const std::string& name =
       std::holds_alternative<GateOpLine>(line) ? std::get<GateOpLine>(line).pool : std::get<GateConfigLine>(line).pool;
   Pool* pool = pool_for(name);
@@ -38,6 +38,11 @@ std::variant<std::monostate, core::Decision, LineError> GateBook::apply(const Ga
 
 int run_gate(std::istream& in, std::ostream& out, std::ostream& err) {
   GateBook book;
+  return run_gate_lines(in, out, err, [&book](const GateLine& line) { return book.apply(line); });
+}
+
+int run_gate_lines(std::istream& in, std::ostream& out, std::ostream& err,
+                   const std::function<LineResult(const GateLine&)>& apply) {
   std::string line;
   std::string buffer;
   buffer.reserve(kFlushBytes + 256);
@@ -58,9 +63,9 @@ int run_gate(std::istream& in, std::ostream& out, std::ostream& err) {
 
     auto parsed = parse_gate_line(line);
     if (auto* error = std::get_if<LineError>(&parsed)) return fail(error->message);
-    auto applied = book.apply(std::get<GateLine>(parsed));
-    if (auto* error = std::get_if<LineError>(&applied)) return fail(error->message);
-    if (auto* decision = std::get_if<core::Decision>(&applied)) {
+    const LineResult applied = apply(std::get<GateLine>(parsed));
+    if (const auto* error = std::get_if<LineError>(&applied)) return fail(error->message);
+    if (const auto* decision = std::get_if<core::Decision>(&applied)) {
       append_decision(buffer, *decision);
     } else {
       buffer += kConfiguredLine;
