@@ -4,59 +4,32 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "tests/source_scan.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Banned {
-  std::string what;
-  std::regex pattern;
-};
-
-std::vector<Banned> banned_patterns() {
+std::vector<turnstile::testing::BannedPattern> banned_patterns() {
   return {
-      {"a clock", std::regex(R"(#\s*include\s*<(chrono|ctime|time\.h|sys/time\.h)>|steady_clock|system_clock|high_resolution_clock|\btime\s*\(\s*(NULL|nullptr|0)\s*\))")},
-      {"a thread", std::regex(R"(#\s*include\s*<(thread|mutex|shared_mutex|condition_variable|future|atomic|pthread\.h|semaphore|latch|barrier)>|std::thread|std::jthread|std::async)")},
-      {"a socket", std::regex(R"(#\s*include\s*<(sys/socket\.h|netinet/[a-z_]+\.h|arpa/inet\.h|netdb\.h|unistd\.h|poll\.h|sys/epoll\.h)>|hiredis|curl|boost/asio|boost/beast)")},
-      {"a file stream", std::regex(R"(#\s*include\s*<(fstream|filesystem|iostream|fcntl\.h)>|\bfopen\s*\(|std::ifstream|std::ofstream)")},
-      {"<random>", std::regex(R"(#\s*include\s*<random>|random_device|mt19937|_distribution\b)")},
-      {"rand", std::regex(R"((^|[^A-Za-z0-9_])s?rand\s*\()")},
-      {"a fiber", std::regex(R"(boost/fiber|this_fiber)")},
+      {"a clock", R"(#\s*include\s*<(chrono|ctime|time\.h|sys/time\.h)>|steady_clock|system_clock|high_resolution_clock|\btime\s*\(\s*(NULL|nullptr|0)\s*\))"},
+      {"a thread", R"(#\s*include\s*<(thread|mutex|shared_mutex|condition_variable|future|atomic|pthread\.h|semaphore|latch|barrier)>|std::thread|std::jthread|std::async)"},
+      {"a socket", R"(#\s*include\s*<(sys/socket\.h|netinet/[a-z_]+\.h|arpa/inet\.h|netdb\.h|unistd\.h|poll\.h|sys/epoll\.h)>|hiredis|curl|boost/asio|boost/beast)"},
+      {"a file stream", R"(#\s*include\s*<(fstream|filesystem|iostream|fcntl\.h)>|\bfopen\s*\(|std::ifstream|std::ofstream)"},
+      {"<random>", R"(#\s*include\s*<random>|random_device|mt19937|_distribution\b)"},
+      {"rand", R"((^|[^A-Za-z0-9_])s?rand\s*\()"},
+      {"a fiber", R"(boost/fiber|this_fiber)"},
   };
 }
 
 std::vector<std::string> violations_in(const fs::path& root) {
-  std::vector<std::string> found;
-  const auto banned = banned_patterns();
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    const auto ext = entry.path().extension();
-    if (entry.is_regular_file() && (ext == ".h" || ext == ".cc")) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& path : files) {
-    std::ifstream file(path);
-    std::string line;
-    int number = 0;
-    while (std::getline(file, line)) {
-      ++number;
-      const auto first = line.find_first_not_of(" \t");
-      if (first != std::string::npos && line.compare(first, 2, "//") == 0) continue;
-      for (const auto& rule : banned) {
-        if (std::regex_search(line, rule.pattern)) {
-          found.push_back(path.filename().string() + ":" + std::to_string(number) + ": " + rule.what + ": " + line);
-        }
-      }
-    }
-  }
-  return found;
+  return turnstile::testing::scan_sources(root, banned_patterns());
 }
 
 TEST(Purity, CoreHasNoClockThreadSocketFileRandomOrRand) {

@@ -9,15 +9,15 @@
 // change. A line marked "sim-purity: signature only, never read" may name
 // steady_clock, but never call now() on it.
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "tests/source_scan.h"
 
 namespace {
 
@@ -25,50 +25,19 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSignatureOnly = "sim-purity: signature only, never read";
 
-struct Banned {
-  std::string what;
-  std::regex pattern;
-  bool exempt_when_marked;
-};
-
-std::vector<Banned> banned_patterns() {
+std::vector<turnstile::testing::BannedPattern> banned_patterns() {
   return {
-      {"a Boost.Fiber sleep", std::regex(R"(this_fiber\s*::\s*sleep_(for|until)|\bsleep_for\s*\()"), false},
-      {"a thread sleep", std::regex(R"(this_thread\s*::\s*sleep_(for|until)|\busleep\s*\(|\bnanosleep\s*\()"), false},
-      {"a timed wait", std::regex(R"(wait_(for|until)\s*\()"), false},
-      {"a timed lock", std::regex(R"(try_lock_(for|until)\s*\()"), false},
-      {"a real clock", std::regex(R"(steady_clock|system_clock|high_resolution_clock)"), true},
-      {"reading a clock", std::regex(R"(_clock\s*::\s*now\s*\()"), false},
+      {"a Boost.Fiber sleep", R"(this_fiber\s*::\s*sleep_(for|until)|\bsleep_for\s*\()"},
+      {"a thread sleep", R"(this_thread\s*::\s*sleep_(for|until)|\busleep\s*\(|\bnanosleep\s*\()"},
+      {"a timed wait", R"(wait_(for|until)\s*\()"},
+      {"a timed lock", R"(try_lock_(for|until)\s*\()"},
+      {"a real clock", R"(steady_clock|system_clock|high_resolution_clock)", kSignatureOnly},
+      {"reading a clock", R"(_clock\s*::\s*now\s*\()"},
   };
 }
 
 std::vector<std::string> violations_in(const fs::path& root) {
-  std::vector<std::string> found;
-  const auto banned = banned_patterns();
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    const auto ext = entry.path().extension();
-    if (entry.is_regular_file() && (ext == ".h" || ext == ".cc")) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& path : files) {
-    std::ifstream file(path);
-    std::string line;
-    int number = 0;
-    while (std::getline(file, line)) {
-      ++number;
-      const auto first = line.find_first_not_of(" \t");
-      if (first != std::string::npos && line.compare(first, 2, "//") == 0) continue;
-      const bool marked = line.find(kSignatureOnly) != std::string::npos;
-      for (const auto& rule : banned) {
-        if (rule.exempt_when_marked && marked) continue;
-        if (std::regex_search(line, rule.pattern)) {
-          found.push_back(path.filename().string() + ":" + std::to_string(number) + ": " + rule.what + ": " + line);
-        }
-      }
-    }
-  }
-  return found;
+  return turnstile::testing::scan_sources(root, banned_patterns());
 }
 
 TEST(SimPurity, SimNeverSleepsWaitsWithATimeoutOrReadsARealClock) {
