@@ -1,1 +1,328 @@
-// Placeholder: being written.
+// gate.lua's throughput against a trivial script through the same client
+// (issue 6: gate.lua must reach at least 70% of a trivial EVALSHA at
+// concurrency 16).
+//
+// The program starts its own redis-server (unix socket in a temporary
+// directory, tests/redis_server.h), then alternates timed runs of the two
+// scripts. In each run `threads` threads, each with its own RedisStore (one
+// connection), send gate operations through RedisStore::attempt: the same
+// argument list, the same hiredis path and the same reply decoding for both
+// scripts. The trivial script answers a constant decision, so that its reply
+// takes the same decoding path as the gate's.
+//
+// Workload: `pools` pools of `capacity` slots and `clients` clients each; the
+// clients are dealt out to the threads. Per operation a thread picks one of
+// its clients: without a token it admits; otherwise `admits` in forty
+// operations (10 by default) are admits (a resume, or about three in ten of
+// those a switch to another episode), one in forty a release, the rest
+// heartbeats. The caller's clock is steady_clock, with ttl 30 s and grace
+// 15 s: sessions stay live.
+//
+// Besides each run's rate the program reads INFO commandstats: the server's
+// microseconds per EVALSHA and the commands the script ran per operation.
+//
+//   build-brokerrel/bench/redis_gate_bench [--seconds S] [--runs N] [--threads T]
+//                                          [--pools P] [--capacity C] [--clients K]
+//                                          [--admits A] [--also OTHER_GATE.lua]
+//
+// --also measures a second script in each round (say, gate.lua as it was
+// before a change), with its rate and ratio in two more columns.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "adapters/redis/gate_lua.h"
+#include "adapters/redis/redis_store.h"
+#include "core/gate.h"
+#include "core/rng.h"
+#include "tests/redis_server.h"
+
+namespace {
+
+using turnstile::adapters::RedisStore;
+using turnstile::adapters::RedisStoreConfig;
+using turnstile::core::Ms;
+
+constexpr std::string_view kTrivialScript = "return {'alive', '', '', 1}";
+
+struct Options {
+  double seconds = 3.0;
+  int runs = 3;
+  int threads = 16;
+  int pools = 4;
+  int capacity = 64;
+  int clients = 64;  // per pool
+  int admits = 10;   // admits per 40 operations of a client holding a token
+  std::string also_path;  // a second gate script to measure in each round, e.g. an older gate.lua
+  std::string also_text;
+};
+
+struct RunResult {
+  double ops_per_s = 0;
+  std::uint64_t ops = 0;
+  std::uint64_t failures = 0;
+  double usec_per_call = 0;                      // the server's, per EVALSHA
+  double cpu_us_per_op = 0;                      // the server process's CPU (user + sys) per operation
+  std::map<std::string, double> calls_per_op;    // commands the script ran, per EVALSHA
+};
+
+struct ClientState {
+  std::string pool;
+  std::string client;
+  turnstile::core::Token token = turnstile::core::kNoToken;
+  int episode = 0;
+};
+
+Ms steady_ms() { return RedisStore::steady_ms(); }
+
+// INFO commandstats as {command: (calls, usec)}.
+std::map<std::string, std::pair<double, double>> command_stats(turnstile::testing::RedisClient& client) {
+  std::map<std::string, std::pair<double, double>> stats;
+  const std::string text = client.text({"INFO", "commandstats"});
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = text.find("\r\n", at);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(at, end - at);
+    at = end + 2;
+    if (line.rfind("cmdstat_", 0) != 0) continue;
+    const std::size_t colon = line.find(':');
+    const std::string name = line.substr(8, colon - 8);
+    double calls = 0;
+    double usec = 0;
+    std::sscanf(line.c_str() + colon + 1, "calls=%lf,usec=%lf", &calls, &usec);
+    stats[name] = {calls, usec};
+  }
+  return stats;
+}
+
+// The server's CPU time so far (INFO cpu: user + sys, in seconds), from
+// getrusage() inside the server: unlike a rate, it does not depend on how
+// often the machine's scheduler lets the server or its clients run.
+double server_cpu_s(turnstile::testing::RedisClient& client) {
+  const std::string text = client.text({"INFO", "cpu"});
+  double total = 0;
+  for (const char* name : {"used_cpu_sys:", "used_cpu_user:"}) {
+    const std::size_t at = text.find(name);
+    if (at != std::string::npos) total += std::atof(text.c_str() + at + std::strlen(name));
+  }
+  return total;
+}
+
+RunResult run_once(const turnstile::testing::RedisServer& server, std::string_view script, const Options& options,
+                   int run) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::atomic<bool> stop{false};
+  std::vector<std::uint64_t> ops(static_cast<std::size_t>(options.threads), 0);
+  std::vector<std::uint64_t> failures(static_cast<std::size_t>(options.threads), 0);
+  const turnstile::core::GateConfig gate{options.capacity, 30000, 15000};
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < options.threads; ++t) {
+    threads.emplace_back([&, t] {
+      RedisStoreConfig config;
+      config.endpoint = std::get<turnstile::adapters::RedisEndpoint>(turnstile::adapters::parse_redis_url(server.url()));
+      config.script = script;
+      RedisStore store(config);
+      turnstile::core::Rng rng(turnstile::core::derive_seed(20261127, static_cast<std::uint64_t>(run * 1000 + t)));
+      std::vector<ClientState> mine;
+      for (int p = 0; p < options.pools; ++p) {
+        for (int c = 0; c < options.clients; ++c) {
+          if ((p * options.clients + c) % options.threads != t) continue;
+          mine.push_back({"bench" + std::to_string(p), "c" + std::to_string(c), turnstile::core::kNoToken, 0});
+        }
+      }
+      std::uint64_t request = 0;
+      auto one_op = [&](ClientState& s, bool count) {
+        turnstile::core::Op op;
+        op.client = s.client;
+        op.now = steady_ms();
+        const std::uint64_t roll = rng.below(40);
+        if (s.token == turnstile::core::kNoToken || roll < static_cast<std::uint64_t>(options.admits)) {
+          op.kind = turnstile::core::OpKind::admit;
+          if (roll * 10 < static_cast<std::uint64_t>(options.admits) * 3) ++s.episode;
+          op.episode = "tt0944947:1:" + std::to_string(s.episode % 10 + 1);
+          op.request = "r" + std::to_string(run) + "-" + std::to_string(t) + "-" + std::to_string(++request);
+          op.issued_at = op.now;
+        } else if (roll == 39) {
+          op.kind = turnstile::core::OpKind::release;
+          op.token = s.token;
+        } else {
+          op.kind = turnstile::core::OpKind::heartbeat;
+          op.token = s.token;
+        }
+        const turnstile::core::StoreReply reply = store.attempt(s.pool, op, gate, steady_ms() + 2000);
+        if (!reply.decision) {
+          if (count) ++failures[static_cast<std::size_t>(t)];
+          return;
+        }
+        if (count) ++ops[static_cast<std::size_t>(t)];
+        // The client's next operation follows from this one's kind, not from
+        // the reply, so that both scripts see the same mix (the trivial one
+        // answers every operation with `alive` and no token).
+        const turnstile::core::Outcome outcome = reply.decision->outcome;
+        if (op.kind == turnstile::core::OpKind::admit) {
+          s.token = reply.decision->token != turnstile::core::kNoToken ? reply.decision->token : 1;
+        } else if (op.kind == turnstile::core::OpKind::release || outcome == turnstile::core::Outcome::gone) {
+          s.token = turnstile::core::kNoToken;
+        }
+      };
+      // Warm-up, not timed: every client admitted, the connection open.
+      for (ClientState& s : mine) one_op(s, false);
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      while (!stop.load(std::memory_order_relaxed)) {
+        one_op(mine[rng.below(mine.size())], true);
+      }
+    });
+  }
+  while (ready.load() < options.threads) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  turnstile::testing::RedisClient admin(server.socket_path());
+  admin.text({"CONFIG", "RESETSTAT"});
+  const double cpu_before_s = server_cpu_s(admin);
+  const auto started = std::chrono::steady_clock::now();
+  go.store(true);
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.seconds));
+  stop.store(true);
+  const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double cpu_s = server_cpu_s(admin) - cpu_before_s;
+  for (std::thread& thread : threads) thread.join();
+  const auto stats = command_stats(admin);
+
+  RunResult result;
+  for (std::uint64_t n : ops) result.ops += n;
+  for (std::uint64_t n : failures) result.failures += n;
+  result.ops_per_s = static_cast<double>(result.ops) / elapsed_s;
+  if (result.ops > 0) result.cpu_us_per_op = 1e6 * cpu_s / static_cast<double>(result.ops);
+  auto evalsha = stats.find("evalsha");
+  if (evalsha != stats.end() && evalsha->second.first > 0) {
+    const double calls = evalsha->second.first;
+    result.usec_per_call = evalsha->second.second / calls;
+    for (const auto& [name, value] : stats) {
+      if (name == "evalsha" || name == "config" || name == "info") continue;
+      result.calls_per_op[name] = value.first / calls;
+    }
+  }
+  return result;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+bool parse_options(int argc, char** argv, Options& options) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) return false;
+    const char* value = argv[++i];
+    if (flag == "--seconds") {
+      options.seconds = std::atof(value);
+    } else if (flag == "--runs") {
+      options.runs = std::atoi(value);
+    } else if (flag == "--threads") {
+      options.threads = std::atoi(value);
+    } else if (flag == "--pools") {
+      options.pools = std::atoi(value);
+    } else if (flag == "--capacity") {
+      options.capacity = std::atoi(value);
+    } else if (flag == "--clients") {
+      options.clients = std::atoi(value);
+    } else if (flag == "--admits") {
+      options.admits = std::atoi(value);
+    } else if (flag == "--also") {
+      options.also_path = value;
+      std::ifstream in(value);
+      std::ostringstream text;
+      text << in.rdbuf();
+      options.also_text = text.str();
+      if (!in || options.also_text.empty()) return false;
+    } else {
+      return false;
+    }
+  }
+  return options.seconds > 0 && options.runs >= 1 && options.admits >= 0 && options.admits <= 39 && options.threads >= 1 && options.pools >= 1 &&
+         options.capacity >= 1 && options.clients >= 1 && options.pools * options.clients >= options.threads;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (!parse_options(argc, argv, options)) {
+    std::fprintf(stderr,
+                 "usage: redis_gate_bench [--seconds S] [--runs N] [--threads T] [--pools P] [--capacity C] "
+                 "[--clients K] [--admits A (0-39, per 40 ops)] [--also OTHER_GATE.lua]\n(pools x clients must be at least threads)\n");
+    return 2;
+  }
+  turnstile::testing::RedisServer server;
+  if (!server.error().empty()) {
+    std::fprintf(stderr, "redis-server: %s\n", server.error().c_str());
+    return 1;
+  }
+  struct Script {
+    std::string name;
+    std::string_view text;
+    std::vector<double> rates, usec, cpu, rate_ratios, cpu_ratios;
+  };
+  std::vector<Script> scripts = {{"gate.lua", turnstile::adapters::kGateLua, {}, {}, {}, {}, {}},
+                                 {"trivial", kTrivialScript, {}, {}, {}, {}, {}}};
+  if (!options.also_text.empty()) scripts.push_back({options.also_path, options.also_text, {}, {}, {}, {}, {}});
+  std::printf("%d threads, %d pools x %d clients, capacity %d, %d admits per 40 ops, %.1f s per run, %d rounds\n",
+              options.threads, options.pools, options.clients, options.capacity, options.admits, options.seconds,
+              options.runs);
+  std::printf("rate ratio: ops/s over the trivial script's in the same round; server ratio: the trivial script's\n"
+              "server CPU per op over this script's (what one Redis could serve if it were the bottleneck)\n");
+  std::printf("%-5s %-12s %10s %7s %10s %11s %7s\n", "round", "script", "ops/s", "rate", "us/EVALSHA", "cpu us/op",
+              "server");
+  RunResult last_gate;
+  for (int run = 0; run < options.runs; ++run) {
+    // Alternating the scripts keeps a change in the machine's load from
+    // favouring one of them.
+    std::vector<RunResult> results;
+    for (const Script& script : scripts) results.push_back(run_once(server, script.text, options, run));
+    const RunResult& trivial = results[1];
+    for (std::size_t i = 0; i < scripts.size(); ++i) {
+      const RunResult& r = results[i];
+      if (r.failures > 0) {
+        std::fprintf(stderr, "round %d: %llu attempts of %s failed\n", run + 1,
+                     static_cast<unsigned long long>(r.failures), scripts[i].name.c_str());
+      }
+      const double rate_ratio = r.ops_per_s / trivial.ops_per_s;
+      const double cpu_ratio = trivial.cpu_us_per_op / r.cpu_us_per_op;
+      std::printf("%-5d %-12.12s %10.0f %6.1f%% %10.2f %11.2f %6.1f%%\n", run + 1, scripts[i].name.c_str(), r.ops_per_s,
+                  100 * rate_ratio, r.usec_per_call, r.cpu_us_per_op, 100 * cpu_ratio);
+      scripts[i].rates.push_back(r.ops_per_s);
+      scripts[i].usec.push_back(r.usec_per_call);
+      scripts[i].cpu.push_back(r.cpu_us_per_op);
+      scripts[i].rate_ratios.push_back(rate_ratio);
+      scripts[i].cpu_ratios.push_back(cpu_ratio);
+    }
+    std::fflush(stdout);
+    last_gate = results[0];
+  }
+  for (const Script& script : scripts) {
+    std::printf("%-5s %-12.12s %10.0f %6.1f%% %10.2f %11.2f %6.1f%%\n", "med", script.name.c_str(),
+                median(script.rates), 100 * median(script.rate_ratios), median(script.usec), median(script.cpu),
+                100 * median(script.cpu_ratios));
+  }
+  std::printf("commands per gate.lua operation (last round):");
+  for (const auto& [name, per_op] : last_gate.calls_per_op) std::printf(" %s %.2f", name.c_str(), per_op);
+  std::printf("\n");
+  return 0;
+}

@@ -7,8 +7,11 @@
 // and its outcome is classified per R3.
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/flow.h"
 #include "core/retry.h"
@@ -22,12 +25,26 @@ struct HttpBrokerConfig {
   core::RetryConfig retry = core::RetryConfig::broker_defaults();
   core::Ms connect_timeout_ms = 300;    // never past the attempt's deadline
   std::size_t max_body_bytes = 1 << 20; // a longer body is malformed (permanent)
+  std::size_t max_streams = 64;         // a body listing more is malformed (permanent)
+  core::Ms max_retry_after_ms = 60000;  // a longer Retry-After is cut to this
 };
 
 // What the broker did, for tests and logs.
 struct HttpBrokerStats {
   std::uint64_t attempts = 0;
+  std::uint64_t connects = 0;  // connections opened (keep-alive reuses one)
 };
+
+// A Retry-After value in whole seconds (RFC 9110's delay-seconds: digits
+// only), as milliseconds cut to `max_ms`; nothing when malformed (an HTTP
+// date included: a broker that wants a delay sends seconds).
+std::optional<core::Ms> parse_retry_after(std::string_view value, core::Ms max_ms);
+
+// A resolve body, {"streams":[{"name":"..","url":".."}, ...]} (other fields
+// are ignored), or nothing when it is malformed: not JSON, no `streams`
+// array, an entry without a string name or a non-empty string url, or more
+// than `max_streams` entries.
+std::optional<std::vector<core::Stream>> parse_resolve_body(std::string_view body, std::size_t max_streams);
 
 // One libcurl easy handle, reused across attempts so connections are kept
 // alive. Not thread-safe: one broker per thread.
@@ -57,8 +74,18 @@ class HttpBroker {
   static core::Ms steady_ms();
 
  private:
+  core::BrokerReply fail(core::OutcomeClass outcome_class, std::string why,
+                         std::optional<core::Ms> retry_after_ms = std::nullopt);
+  // libcurl's write and header callbacks; `self` is the broker.
+  static std::size_t on_body(char* data, std::size_t size, std::size_t count, void* self);
+  static std::size_t on_header(char* data, std::size_t size, std::size_t count, void* self);
+
   HttpBrokerConfig config_;
   void* curl_ = nullptr;  // CURL*, kept out of this header
+  std::string body_;      // the current attempt's response body
+  bool body_too_long_ = false;
+  std::string retry_after_;  // the current attempt's Retry-After value, raw
+  std::string error_buffer_;  // libcurl's CURLOPT_ERRORBUFFER
   HttpBrokerStats stats_;
   std::string last_error_;
 };
