@@ -12,6 +12,10 @@
 //   build-lincheck-rel/bench/lincheck_bench --benchmark_filter=Check
 //
 // Args: operations, processes, linearizable (1) or not (0).
+//
+// BM_P14 is P14's cost per simulated run (sim/gate_history.h): lincheck over
+// the gate histories of 100 runs of the default scenario; items/s is runs
+// checked per second.
 
 #include <chrono>
 #include <cstdint>
@@ -27,7 +31,9 @@
 #include "core/gate.h"
 #include "core/rng.h"
 #include "sim/history_format.h"
+#include "sim/gate_history.h"
 #include "sim/lincheck.h"
+#include "sim/world.h"
 
 namespace {
 
@@ -162,5 +168,38 @@ void BM_Read(benchmark::State& bench) {
   bench.SetItemsProcessed(bench.iterations() * bench.range(0));
 }
 BENCHMARK(BM_Read)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+// P14's cost per simulated run: lincheck over the gate histories that runs
+// of the default scenario record (sim/gate_history.h), as the world checks
+// them after every run. The histories are recorded once, outside the timing.
+void BM_P14(benchmark::State& bench) {
+  const auto gate = bench.range(0) == 1 ? sim::GateMode::legacy : sim::GateMode::atomic;
+  std::vector<sim::GateHistory> histories;
+  std::uint64_t operations = 0;
+  for (std::uint64_t seed = 0; seed < 100; ++seed) {
+    sim::RunSpec spec;
+    spec.seed = seed;
+    spec.gate = gate;
+    spec.stop_on_violation = false;
+    sim::RunReport report = sim::run_world(spec);
+    histories.push_back(std::move(report.gate_history));
+  }
+  std::uint64_t not_linearizable = 0;
+  for (auto _ : bench) {
+    not_linearizable = 0;
+    operations = 0;
+    for (const sim::GateHistory& history : histories) {
+      const sim::GateCheck check = sim::check_gate_history(history);
+      operations += check.operations;
+      if (check.verdict == sim::LincheckVerdict::not_linearizable) ++not_linearizable;
+      benchmark::DoNotOptimize(check);
+    }
+  }
+  bench.counters["runs"] = static_cast<double>(histories.size());
+  bench.counters["ops_per_run"] = static_cast<double>(operations) / static_cast<double>(histories.size());
+  bench.counters["not_linearizable"] = static_cast<double>(not_linearizable);
+  bench.SetItemsProcessed(bench.iterations() * static_cast<std::int64_t>(histories.size()));
+}
+BENCHMARK(BM_P14)->ArgName("legacy")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace

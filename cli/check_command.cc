@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cli/gate_codec.h"
 #include "cli/sim_commands.h"
+#include "sim/check_trace.h"
 #include "sim/describe.h"
 
 namespace turnstile::cli {
@@ -124,46 +124,6 @@ void write_json(const sim::CheckConfig& config, const sim::CheckResult& result, 
   out << j.dump() << "\n";
 }
 
-// SPEC D's input line for an op of the model's pool.
-ordered_json op_json(const core::Op& op) {
-  ordered_json j;
-  switch (op.kind) {
-    case core::OpKind::admit:
-      j["op"] = "admit";
-      j["pool"] = sim::kCheckPool;
-      j["client"] = op.client;
-      j["episode"] = op.episode;
-      j["request"] = op.request;
-      j["issued_at"] = op.issued_at;
-      j["now"] = op.now;
-      break;
-    case core::OpKind::heartbeat:
-    case core::OpKind::release:
-      j["op"] = op.kind == core::OpKind::heartbeat ? "heartbeat" : "release";
-      j["pool"] = sim::kCheckPool;
-      j["client"] = op.client;
-      j["token"] = std::to_string(op.token);
-      j["now"] = op.now;
-      break;
-  }
-  return j;
-}
-
-ordered_json sessions_json(const core::PoolState& pool) {
-  ordered_json sessions = ordered_json::array();
-  for (const core::Session& session : pool.sessions) {
-    ordered_json s;
-    s["client"] = session.client;
-    s["episode"] = session.episode;
-    s["token"] = std::to_string(session.token);
-    s["admitted_at"] = session.admitted_at;
-    s["last_seen"] = session.last_seen;
-    s["last_request"] = session.last_request;
-    sessions.push_back(std::move(s));
-  }
-  return sessions;
-}
-
 std::string write_file(const std::string& path, const std::string& text) {
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   if (!file) return fmt::format("{}: cannot write: {}", path, std::strerror(errno));
@@ -239,39 +199,7 @@ CheckSetup check_setup(const CheckOptions& options) {
 }
 
 std::string check_trace_text(const sim::CheckConfig& config, const sim::CheckResult& result) {
-  std::string text;
-  ordered_json header;
-  header["turnstile_check_trace"] = 1;
-  header["version"] = kTurnstileVersion;
-  const ordered_json settings = config_json(config);
-  for (const auto& [key, value] : settings.items()) header[key] = value;
-  header["pool"] = sim::kCheckPool;
-  text += header.dump() + "\n";
-
-  for (std::size_t i = 0; i < result.trace.size(); ++i) {
-    const sim::CheckStep& step = result.trace[i];
-    ordered_json line;
-    line["step"] = i + 1;
-    line["client"] = step.client < 0 ? ordered_json(nullptr) : ordered_json(sim::check_client_name(step.client));
-    line["action"] = sim::action_name(step.action);
-    line["now"] = step.now;
-    line["op"] = step.op ? op_json(*step.op) : ordered_json(nullptr);
-    line["decision"] = step.decision ? ordered_json::parse(format_decision(*step.decision)) : ordered_json(nullptr);
-    line["wrote"] = step.wrote;
-    line["sessions"] = sessions_json(step.pool);
-    text += line.dump() + "\n";
-  }
-
-  ordered_json verdict;
-  verdict["verdict"] = sim::verdict_name(result.verdict);
-  verdict["rule"] = result.violation ? ordered_json(result.violation->rule) : ordered_json(nullptr);
-  verdict["step"] = result.violation ? ordered_json(result.trace.size()) : ordered_json(nullptr);
-  verdict["message"] = result.violation ? ordered_json(result.violation->message) : ordered_json(nullptr);
-  verdict["states"] = result.states;
-  verdict["transitions"] = result.transitions;
-  verdict["depth"] = result.depth;
-  text += verdict.dump() + "\n";
-  return text;
+  return sim::write_check_trace(config, result, kTurnstileVersion);
 }
 
 int run_check_command(const CheckOptions& options, std::ostream& out, std::ostream& err) {

@@ -70,8 +70,9 @@ struct CheckSetup {
 };
 CheckSetup check_setup(const CheckOptions& options);
 
-// The trace file's text (docs/check.md): the header, one line per step of
-// the counterexample, then the verdict.
+// The trace file's text (docs/check.md, sim/check_trace.h): the header, one
+// line per step of the counterexample, then the verdict. `turnstile replay`
+// runs it again.
 std::string check_trace_text(const sim::CheckConfig& config, const sim::CheckResult& result);
 
 }  // namespace turnstile::cli

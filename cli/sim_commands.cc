@@ -24,7 +24,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/response.h"
+#include "sim/check_trace.h"
 #include "sim/describe.h"
+#include "sim/gate_history.h"
 #include "sim/checkers.h"
 #include "sim/scenario.h"
 
@@ -148,6 +150,33 @@ std::string describe_violation(const sim::Violation& violation) {
                      violation.at_ms, violation.event_index, violation.message);
 }
 
+// P14's line: lincheck's verdict on the run's gate history. A not
+// linearizable one is also the run's violation; an unknown one is not, but a
+// reader must be able to see that P14 did not decide.
+std::string describe_p14(const std::optional<sim::GateCheck>& p14) {
+  if (!p14) return "p14: not checked (an earlier rule was violated)";
+  std::string text = fmt::format("p14: {}, {} operations ({} pending), {} lincheck steps",
+                                 sim::verdict_name(p14->verdict), p14->operations, p14->pending, p14->steps);
+  if (p14->verdict == sim::LincheckVerdict::unknown) text += fmt::format(" ({}): {}", p14->unknown_cause, p14->message);
+  return text;
+}
+
+ordered_json p14_json(const std::optional<sim::GateCheck>& p14) {
+  if (!p14) return ordered_json(nullptr);
+  ordered_json j;
+  j["verdict"] = sim::verdict_name(p14->verdict);
+  j["cause"] = p14->unknown_cause.empty() ? ordered_json(nullptr) : ordered_json(p14->unknown_cause);
+  j["operations"] = p14->operations;
+  j["pending"] = p14->pending;
+  j["steps"] = p14->steps;
+  j["message"] = p14->message.empty() ? ordered_json(nullptr) : ordered_json(p14->message);
+  return j;
+}
+
+bool p14_unknown(const sim::RunReport& report) {
+  return report.p14 && report.p14->verdict == sim::LincheckVerdict::unknown;
+}
+
 std::optional<std::uint64_t> parse_u64(std::string_view text) {
   std::uint64_t value = 0;
   const char* end = text.data() + text.size();
@@ -188,11 +217,15 @@ struct SeedResult {
   std::uint64_t seed = 0;
   std::uint64_t fingerprint = 0;
   std::uint32_t requests = 0;  // saturates; only rates are made of it
-  sim::Outcome outcome = sim::Outcome::finished;
+  // The runtime's outcome, in a byte so that the whole result stays 32 bytes.
+  std::uint8_t outcome_code = static_cast<std::uint8_t>(sim::Outcome::finished);
   // The violated rule ("P1" ... "P17"), empty for a pass. Checkers name rules
   // that short; a longer name is cut to fit.
   std::array<char, 8> rule{};
+  // P14 ran out of its bound without deciding (no violation, but reported).
+  bool p14_unknown = false;
 
+  sim::Outcome outcome() const { return static_cast<sim::Outcome>(outcome_code); }
   bool violated() const { return rule[0] != '\0'; }
   std::string rule_name() const { return std::string(rule.data(), std::find(rule.begin(), rule.end(), '\0')); }
   void set_rule(std::string_view name) {
@@ -201,6 +234,9 @@ struct SeedResult {
     if (name.empty()) rule[0] = '?';
   }
 };
+
+// docs/simulator.md promises 32 bytes a seed.
+static_assert(sizeof(SeedResult) <= 32);
 
 // What one worker did; merged after every worker has ended.
 struct WorkerLog {
@@ -235,7 +271,8 @@ void explore_worker(const Setup& setup, const SeedSequence& seeds, bool stop_on_
       result.fingerprint = report.fingerprint;
       result.requests = static_cast<std::uint32_t>(
           std::min<std::uint64_t>(report.requests, std::numeric_limits<std::uint32_t>::max()));
-      result.outcome = report.runtime.outcome;
+      result.outcome_code = static_cast<std::uint8_t>(report.runtime.outcome);
+      result.p14_unknown = p14_unknown(report);
       if (report.violation) {
         result.set_rule(report.violation->rule);
         shared.violations.fetch_add(1);
@@ -439,6 +476,12 @@ int run_command(const RunOptions& options, std::ostream& out, std::ostream& err)
       return 2;
     }
   }
+  if (!options.history_out.empty()) {
+    if (auto error = write_file(options.history_out, sim::gate_history_text(report.gate_history)); !error.empty()) {
+      err << error << "\n";
+      return 2;
+    }
+  }
 
   if (options.json) {
     ordered_json summary;
@@ -459,7 +502,9 @@ int run_command(const RunOptions& options, std::ostream& out, std::ostream& err)
       summary["event"] = report.violation->event_index;
       summary["message"] = report.violation->message;
     }
+    summary["p14"] = p14_json(report.p14);
     summary["trace"] = trace_path.empty() ? ordered_json(nullptr) : ordered_json(trace_path);
+    summary["history"] = options.history_out.empty() ? ordered_json(nullptr) : ordered_json(options.history_out);
     summary["fingerprint"] = hex64(report.fingerprint);
     out << summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
@@ -478,7 +523,9 @@ int run_command(const RunOptions& options, std::ostream& out, std::ostream& err)
     } else {
       out << "verdict: pass\n";
     }
+    out << describe_p14(report.p14) << "\n";
     if (!trace_path.empty()) out << "trace: " << trace_path << "\n";
+    if (!options.history_out.empty()) out << "history: " << options.history_out << "\n";
     out << "fingerprint: " << hex64(report.fingerprint) << "\n";
   }
   return report.violation ? 1 : 0;
@@ -600,9 +647,15 @@ int explore_command(const ExploreOptions& options, std::ostream& out, std::ostre
   std::map<std::string, std::uint64_t> outcomes;
   std::uint64_t violations = 0;
   std::uint64_t requests = 0;
+  std::uint64_t p14_unknowns = 0;
+  std::optional<std::uint64_t> first_p14_unknown;
   for (const SeedResult& result : results) {
-    ++outcomes[std::string(sim::outcome_name(result.outcome))];
+    ++outcomes[std::string(sim::outcome_name(result.outcome()))];
     requests += result.requests;
+    if (result.p14_unknown) {
+      ++p14_unknowns;
+      if (!first_p14_unknown) first_p14_unknown = result.seed;
+    }
     if (!result.violated()) continue;
     ++violations;
     RuleSummary& rule = rules[result.rule_name()];
@@ -676,6 +729,7 @@ int explore_command(const ExploreOptions& options, std::ostream& out, std::ostre
     ordered_json by_outcome = ordered_json::object();
     for (const auto& [name, count] : outcomes) by_outcome[name] = count;
     summary["outcomes"] = by_outcome;
+    summary["p14_unknown"] = p14_unknowns;
     summary["requests"] = requests;
     summary["wall_s"] = wall_s;
     summary["seeds_per_s"] = seeds_per_s;
@@ -692,6 +746,7 @@ int explore_command(const ExploreOptions& options, std::ostream& out, std::ostre
       per_seed.push_back({{"seed", result.seed},
                           {"verdict", result.violated() ? "violation" : "pass"},
                           {"rule", result.violated() ? ordered_json(result.rule_name()) : ordered_json(nullptr)},
+                          {"p14_unknown", result.p14_unknown},
                           {"fingerprint", hex64(result.fingerprint)}});
     }
     summary["results"] = per_seed;
@@ -710,6 +765,10 @@ int explore_command(const ExploreOptions& options, std::ostream& out, std::ostre
     }
     out << fmt::format("runs: {}, violations: {}{}, outcomes: {}\n", results.size(), violations,
                        by_rule.empty() ? "" : " (" + by_rule + ")", by_outcome.empty() ? "none" : by_outcome);
+    if (p14_unknowns > 0) {
+      out << fmt::format("p14 unknown: {} seeds (lincheck reached its bound; first seed {}, see turnstile run --seed)\n",
+                         p14_unknowns, *first_p14_unknown);
+    }
     for (const WrittenTrace& trace : traces) {
       out << fmt::format("first {}: seed {}, {}\n", trace.rule, trace.seed, describe_violation(trace.violation));
       out << fmt::format("trace: {}\n", trace.path);
@@ -730,12 +789,81 @@ int explore_command(const ExploreOptions& options, std::ostream& out, std::ostre
   return violations > 0 ? 1 : 0;
 }
 
-int replay_command(const std::string& trace_path, const Variants& variants, std::ostream& out, std::ostream& err) {
+namespace {
+
+std::string write_history_ops(const std::string& path, const std::vector<sim::HistoryOp>& ops) {
+  std::string text;
+  for (const sim::HistoryOp& op : ops) sim::append_history_line(text, op);
+  return write_file(path, text);
+}
+
+// `turnstile replay` of a check trace (sim/check_trace.h): its steps run
+// again on the model's gate, or, for a verified or incomplete check, the
+// whole check again.
+int replay_check_command(const std::string& trace_path, const std::string& text, std::ostream& out,
+                         std::ostream& err, const std::string& history_out) {
+  auto parsed = sim::read_check_trace(text, trace_path);
+  if (auto* error = std::get_if<sim::CheckTraceError>(&parsed)) {
+    err << error->message << "\n";
+    return 2;
+  }
+  const sim::CheckTrace& trace = std::get<sim::CheckTrace>(parsed);
+  const sim::CheckTraceReplay replay = sim::replay_check_trace(trace);
+  const std::vector<sim::CheckStep>& steps = replay.rerun ? replay.rerun->trace : replay.path.steps;
+  if (!history_out.empty()) {
+    if (auto error = write_history_ops(history_out, sim::check_path_history(trace.config, steps)); !error.empty()) {
+      err << error << "\n";
+      return 2;
+    }
+  }
+  if (replay.divergence) {
+    err << trace_path << ": " << *replay.divergence << "\n";
+    return 2;
+  }
+  const sim::CheckConfig& config = trace.config;
+  out << fmt::format("replay: {}: check trace, gate {}, {} client{}, capacity {}, {} round{}, ttl {}, grace {}, "
+                     "max ticks {}\n",
+                     trace_path, sim::gate_mode_name(config.gate), config.clients, config.clients == 1 ? "" : "s",
+                     config.capacity, config.rounds, config.rounds == 1 ? "" : "s", config.ttl_ms, config.grace_ms,
+                     config.max_ticks);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const sim::CheckStep& step = steps[i];
+    const std::string who = step.client < 0 ? std::string("-") : sim::check_client_name(step.client);
+    std::string what = step.op ? sim::describe_op(*step.op) : fmt::format("clock to {}", step.now);
+    if (step.decision) what += " -> " + sim::describe_decision(*step.decision) + (step.wrote ? "" : " (planned)");
+    out << fmt::format("  step {:>3}  {:<6}  {:<11}  {}\n", i + 1, who, sim::action_name(step.action), what);
+  }
+  int code = 0;
+  if (const auto& violation = replay.path.violation) {
+    out << fmt::format("verdict: violation of {} at step {}: {}\n", violation->rule, steps.size(), violation->message);
+    if (const std::string_view text_of_rule = sim::rule_text(violation->rule); !text_of_rule.empty()) {
+      out << fmt::format("rule {}: {}\n", violation->rule, text_of_rule);
+    }
+    out << "reproduced: every step and the verdict match the trace\n";
+    code = 1;
+  } else {
+    const sim::CheckResult& rerun = *replay.rerun;
+    out << fmt::format("verdict: {} ({} states, {} transitions, depth {})\n", sim::verdict_name(rerun.verdict),
+                       rerun.states, rerun.transitions, rerun.depth);
+    out << "reproduced: the check ran again and gave the trace's verdict and counts\n";
+    // As `turnstile check`: only verified is a pass.
+    code = rerun.verdict == sim::CheckVerdict::verified ? 0 : 1;
+  }
+  if (!history_out.empty()) out << "history: " << history_out << "\n";
+  out << "fingerprint: " << hex64(replay.fingerprint) << "\n";
+  return code;
+}
+
+}  // namespace
+
+int replay_command(const std::string& trace_path, const Variants& variants, std::ostream& out, std::ostream& err,
+                   const std::string& history_out) {
   const FileText file = read_file(trace_path, kMaxTraceBytes);
   if (!file.text) {
     err << file.error << "\n";
     return 2;
   }
+  if (sim::is_check_trace(*file.text)) return replay_check_command(trace_path, *file.text, out, err, history_out);
   auto parsed = sim::read_trace(*file.text, trace_path);
   if (auto* error = std::get_if<sim::TraceError>(&parsed)) {
     err << error->message << "\n";
@@ -754,6 +882,12 @@ int replay_command(const std::string& trace_path, const Variants& variants, std:
     hooks = it->second;
   }
   const ReplayResult result = replay_trace(trace, hooks);
+  if (!history_out.empty()) {
+    if (auto error = write_file(history_out, sim::gate_history_text(result.report.gate_history)); !error.empty()) {
+      err << error << "\n";
+      return 2;
+    }
+  }
   if (result.divergence) {
     err << trace_path << ": " << *result.divergence << "\n";
     return 2;
@@ -769,7 +903,9 @@ int replay_command(const std::string& trace_path, const Variants& variants, std:
   } else {
     out << "verdict: pass\n";
   }
+  out << describe_p14(report.p14) << "\n";
   out << "reproduced: every step, draw and event, the verdict and the fingerprint match the trace\n";
+  if (!history_out.empty()) out << "history: " << history_out << "\n";
   out << "fingerprint: " << hex64(report.fingerprint) << "\n";
   return report.violation ? 1 : 0;
 }

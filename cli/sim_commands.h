@@ -36,6 +36,9 @@ struct RunOptions {
   // Where to write the trace (pass or violation). Empty: a violation's trace
   // goes to traces-out/<rule>-seed-<seed>.trace.jsonl, a pass writes none.
   std::string trace_out;
+  // Where to write the run's gate history (SPEC H, sim/gate_history.h), which
+  // `turnstile lincheck` reads. Empty: none.
+  std::string history_out;
   bool json = false;
 };
 
@@ -60,7 +63,15 @@ using Variants = std::map<std::string, sim::WorldHooks, std::less<>>;
 
 int run_command(const RunOptions& options, std::ostream& out, std::ostream& err);
 int explore_command(const ExploreOptions& options, std::ostream& out, std::ostream& err);
-int replay_command(const std::string& trace_path, const Variants& variants, std::ostream& out, std::ostream& err);
+// Replays a run's trace (sim/trace.h) or a check trace (sim/check_trace.h),
+// whichever the file is. A check trace's steps run again on the model's gate
+// (core::apply; `variants` are for run traces only) with the same exit codes:
+// 1 its violation reproduced, 0 its pass (a verified check, run again),
+// 2 a divergence, named by its step. `history_out`, when not empty, gets the
+// replayed run's gate history (SPEC H): a run's store commands, or a check
+// path's gate ops.
+int replay_command(const std::string& trace_path, const Variants& variants, std::ostream& out, std::ostream& err,
+                   const std::string& history_out = {});
 
 // The pieces, for tests.
 

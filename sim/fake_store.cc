@@ -5,6 +5,7 @@
 
 #include "core/assert.h"
 #include "core/outcome.h"
+#include "sim/runtime.h"
 #include "sim/sleep.h"
 
 namespace turnstile::sim {
@@ -21,6 +22,13 @@ core::StoreReply error_reply(core::OutcomeClass outcome_class) {
 // blocked) change nothing beyond G1-G2.
 bool writes(const core::Decision& decision) { return core::is_granted(decision.outcome); }
 
+// The scheduler step the calling fiber runs in (0 outside a run).
+std::uint64_t current_step() {
+  const Runtime* runtime = Runtime::current();
+  if (runtime == nullptr || runtime->steps_taken() == 0) return 0;
+  return runtime->steps_taken() - 1;
+}
+
 // G2 as the legacy write step runs it on the pool as it is now.
 void prune(core::PoolState& pool, const core::GateConfig& config) {
   std::erase_if(pool.sessions,
@@ -30,7 +38,10 @@ void prune(core::PoolState& pool, const core::GateConfig& config) {
 }  // namespace
 
 FakeStore::FakeStore(StoreOptions options, Draws& draws, EventSink sink)
-    : options_(std::move(options)), draws_(draws), sink_(std::move(sink)) {
+    : options_(std::move(options)),
+      draws_(draws),
+      sink_(std::move(sink)),
+      recorder_(options_.config, options_.max_gate_commands) {
   TS_ASSERT(!core::check_config(options_.config));
   if (!options_.gate) options_.gate = core::apply;
 }
@@ -41,10 +52,15 @@ const core::PoolState* FakeStore::pool(std::string_view name) const {
 }
 
 std::optional<core::StoreReply> FakeStore::call(const std::string& pool, const core::Op& op) {
+  // Recorded as the caller sees it: from now, when the command leaves it,
+  // to when (if ever) a reply comes back. A command cut off by the run's end
+  // (Cancelled out of a sleep below) stays open: pending.
+  const GateHistoryRecorder::Handle command = recorder_.begin(pool, op, now_ms(), current_step());
   const Fault fault = draw_fault();
   if (fault == Fault::restart) {
     // The store went down and came back empty while the command travelled.
     pools_.clear();
+    recorder_.restart();
     sink_(StoreRestarted{});
   }
   if (const core::Ms latency_ms = draw_latency(); latency_ms > 0) sleep_until(now_ms() + latency_ms);
@@ -52,10 +68,15 @@ std::optional<core::StoreReply> FakeStore::call(const std::string& pool, const c
   switch (fault) {
     case Fault::restart:
     case Fault::reset:
+      // A connection error: the caller cannot tell whether it ran.
+      recorder_.no_reply(command);
       return error_reply(core::OutcomeClass::transient);
     case Fault::busy:
+      // BUSY and LOADING say the command did not run.
+      recorder_.not_run(command);
       return error_reply(core::classify_store_error("BUSY"));
     case Fault::timeout:
+      recorder_.no_reply(command);
       return std::nullopt;
     case Fault::noscript:
       // EVALSHA answered NOSCRIPT; EVAL goes out in the same attempt.
@@ -68,7 +89,11 @@ std::optional<core::StoreReply> FakeStore::call(const std::string& pool, const c
 
   const bool legacy = options_.mode == GateMode::legacy && op.kind == core::OpKind::admit;
   const core::Decision decision = legacy ? legacy_admit(pool, op) : atomic_step(pool, op);
-  if (fault == Fault::lost_reply) return std::nullopt;
+  if (fault == Fault::lost_reply) {
+    recorder_.no_reply(command);
+    return std::nullopt;
+  }
+  recorder_.answered(command, decision, now_ms(), current_step());
   core::StoreReply reply;
   reply.decision = decision;
   return reply;

@@ -15,6 +15,9 @@
 //   lost_reply applied, but the reply never arrives: the caller times out
 //   restart    the store lost every pool (tokens start again from 1); the
 //              call itself sees a connection error: transient, not applied
+//
+// Every call is also recorded as its caller saw it (sim/gate_history.h), for
+// P14: when it entered the store, how it ended, and what it answered.
 
 #include <cstdint>
 #include <functional>
@@ -26,6 +29,7 @@
 #include "core/flow.h"
 #include "core/gate.h"
 #include "sim/draws.h"
+#include "sim/gate_history.h"
 #include "sim/history.h"
 #include "sim/world.h"
 
@@ -53,6 +57,9 @@ struct StoreOptions {
   core::GateConfig config;  // every pool's
   StoreFaults faults;
   GateFunction gate;  // the atomic gate; empty means core::apply
+  // The most calls the gate history records (sim/gate_history.h); past it
+  // the history is marked truncated.
+  std::size_t max_gate_commands = kMaxHistoryOps;
 };
 
 class FakeStore {
@@ -71,6 +78,9 @@ class FakeStore {
 
   // A pool's state, or null if the store has none by that name.
   const core::PoolState* pool(std::string_view name) const;
+
+  // Every call so far, as its caller saw it (P14's input).
+  GateHistory gate_history() const { return recorder_.history(); }
 
  private:
   enum class Fault { none, restart, reset, busy, timeout, lost_reply, noscript };
@@ -92,6 +102,7 @@ class FakeStore {
   Draws& draws_;
   EventSink sink_;
   bool healed_ = false;
+  GateHistoryRecorder recorder_;
   // Ordered by name, so any walk over the pools is deterministic. At most one
   // pool per name a scenario uses.
   std::map<std::string, Pool, std::less<>> pools_;

@@ -346,6 +346,7 @@ class Explorer {
   }
 
   CheckResult run();
+  CheckPathResult run_path(const std::vector<int>& labels) const;
 
  private:
   int clients() const { return config_.clients; }
@@ -877,6 +878,37 @@ std::vector<CheckStep> Explorer::replay(const std::vector<std::uint8_t>& labels,
   return steps;
 }
 
+CheckPathResult Explorer::run_path(const std::vector<int>& labels) const {
+  CheckPathResult result;
+  State state = initial();
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const int label = labels[i] < 0 ? tick_label() : labels[i];
+    if (labels[i] >= clients() || !enabled(state, label)) {
+      result.impossible = i;
+      break;
+    }
+    StepInfo info;
+    const bool moved = step(state, label, info);
+    TS_ASSERT(moved);
+    CheckStep out;
+    out.client = label == tick_label() ? -1 : label;
+    out.action = info.action;
+    out.now = state.now;
+    if (info.action != CheckAction::tick) {
+      out.op = info.op;
+      out.decision = info.decision;
+    }
+    out.wrote = info.gate_step;
+    out.pool = state.pool;
+    result.steps.push_back(std::move(out));
+    if (info.gate_step) {
+      result.violation = check_step(info.before, state.pool, info.op, info.decision, gate_config_);
+      if (result.violation) break;
+    }
+  }
+  return result;
+}
+
 CheckResult Explorer::run() {
   CheckResult result;
   FingerprintSet visited(config_.max_states);
@@ -1018,6 +1050,11 @@ std::string check_episode_name(int round) { return fmt::format("e{}", round % 2 
 double collision_bound(std::uint64_t states) {
   const double n = static_cast<double>(states);
   return n * n / 36893488147419103232.0;  // 2^65
+}
+
+CheckPathResult run_check_path(const CheckConfig& config, const std::vector<int>& labels, const CheckHooks& hooks) {
+  TS_ASSERT(!check_config_error(config));
+  return Explorer(config, hooks).run_path(labels);
 }
 
 CheckResult run_check(const CheckConfig& config, const CheckHooks& hooks) {

@@ -160,6 +160,20 @@ struct CheckHooks {
 // and gate give the same result, the same counterexample included.
 CheckResult run_check(const CheckConfig& config, const CheckHooks& hooks = {});
 
+// One path of the model run from its initial state, as `turnstile replay`
+// runs a check trace's counterexample (sim/check_trace.h). `labels` names who
+// moves at each step: a 0-based client index, or -1 for a tick. The path
+// stops after the first step that breaks a rule (run_check's checks, in its
+// order) or at the first label that cannot move (a client that finished its
+// rounds, a tick past max_ticks, a label out of range).
+struct CheckPathResult {
+  std::vector<CheckStep> steps;              // the steps that ran, as a counterexample records them
+  std::optional<CheckViolation> violation;   // broken by the last step of `steps`
+  std::optional<std::size_t> impossible;     // the index of a label that could not move
+};
+CheckPathResult run_check_path(const CheckConfig& config, const std::vector<int>& labels,
+                               const CheckHooks& hooks = {});
+
 // The rules run_check checks, in the order it checks them on a step.
 inline constexpr std::string_view kCheckRules = "P1 P2 P4 G14 P5 P6 P7 P9";
 

@@ -10,12 +10,16 @@
 #include <sstream>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/check_command.h"
 #include "core/gate.h"
+#include "sim/check_trace.h"
+#include "sim/history_format.h"
+#include "sim/lincheck.h"
 
 namespace turnstile::sim {
 namespace {
@@ -533,3 +537,215 @@ TEST(CheckCommand, UnwritableTraceExitsTwo) {
 
 }  // namespace
 }  // namespace turnstile::cli
+
+// ---------------------------------------------------------------------------
+// Check traces (sim/check_trace.h): read back, replayed step by step, and
+// turned into a SPEC H history.
+
+namespace turnstile::sim {
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const std::string& line : lines) text += line + "\n";
+  return text;
+}
+
+CheckTrace read_back(const std::string& text) {
+  auto parsed = read_check_trace(text, "t.jsonl");
+  EXPECT_TRUE(std::holds_alternative<CheckTrace>(parsed)) << std::get<CheckTraceError>(parsed).message;
+  return std::holds_alternative<CheckTrace>(parsed) ? std::get<CheckTrace>(parsed) : CheckTrace{};
+}
+
+TEST(CheckTrace, ReadsBackEveryStepAndTheVerdictItWrote) {
+  const CheckConfig config = config_of(GateMode::legacy, 3, 2, 1);
+  const CheckResult result = check(config);
+  const std::string text = write_check_trace(config, result, "0.1.0");
+  EXPECT_EQ(text, cli::check_trace_text(config, result));
+  EXPECT_TRUE(is_check_trace(text));
+  const CheckTrace trace = read_back(text);
+  EXPECT_EQ(trace.version, "0.1.0");
+  EXPECT_EQ(trace.config.gate, GateMode::legacy);
+  EXPECT_EQ(trace.config.clients, 3);
+  EXPECT_EQ(trace.config.max_ticks, config.max_ticks);
+  ASSERT_EQ(trace.steps.size(), result.trace.size());
+  const std::vector<std::string> lines = lines_of(text);
+  for (std::size_t i = 0; i < trace.steps.size(); ++i) {
+    EXPECT_EQ(trace.steps[i].client, result.trace[i].client);
+    EXPECT_EQ(trace.steps[i].action, result.trace[i].action);
+    EXPECT_EQ(trace.steps[i].now, result.trace[i].now);
+    EXPECT_EQ(trace.steps[i].decision, result.trace[i].decision);
+    // Every recorded field, exactly as written.
+    EXPECT_EQ(check_step_json(i + 1, trace.steps[i]), lines[i + 1]);
+  }
+  EXPECT_EQ(trace.verdict, CheckVerdict::violation);
+  ASSERT_TRUE(trace.violation.has_value());
+  EXPECT_EQ(trace.violation->rule, "P1");
+  EXPECT_EQ(trace.violation->message, result.violation->message);
+  EXPECT_EQ(trace.states, result.states);
+}
+
+TEST(CheckTrace, ARunTraceIsNotACheckTrace) {
+  EXPECT_FALSE(is_check_trace(R"({"turnstile_trace":1,"version":"0.1.0"})"
+                              "\n"));
+  EXPECT_FALSE(is_check_trace(""));
+  EXPECT_FALSE(is_check_trace("not json\n"));
+}
+
+TEST(CheckTrace, P1_ReplayReproducesTheViolationOfEveryBrokenGateAndTheLegacyGate) {
+  std::vector<std::pair<CheckConfig, GateFunction>> cases = {{config_of(GateMode::legacy, 3, 2, 1), {}},
+                                                             {config_of(GateMode::legacy, 4, 3, 2), {}}};
+  for (const BrokenCase& c : broken_cases()) cases.emplace_back(c.config, c.gate);
+  for (const auto& [config, gate] : cases) {
+    const CheckResult result = check(config, gate);
+    ASSERT_EQ(result.verdict, CheckVerdict::violation);
+    const CheckTrace trace = read_back(write_check_trace(config, result, "0.1.0"));
+    CheckHooks hooks;
+    hooks.gate = gate;
+    const CheckTraceReplay replay = replay_check_trace(trace, hooks);
+    EXPECT_FALSE(replay.divergence.has_value()) << *replay.divergence;
+    ASSERT_TRUE(replay.path.violation.has_value());
+    EXPECT_EQ(replay.path.violation->rule, result.violation->rule);
+    EXPECT_EQ(replay.path.steps.size(), result.trace.size());
+    EXPECT_EQ(replay.fingerprint, replay_check_trace(trace, hooks).fingerprint);
+  }
+}
+
+TEST(CheckTrace, ReplayOnAnotherGateNamesTheFirstDivergentStep) {
+  const CheckConfig config = config_of(GateMode::legacy, 3, 2, 1);
+  CheckTrace trace = read_back(write_check_trace(config, check(config), "0.1.0"));
+  // The atomic gate admits in one step where the legacy one read first.
+  trace.config.gate = GateMode::atomic;
+  const CheckTraceReplay replay = replay_check_trace(trace);
+  ASSERT_TRUE(replay.divergence.has_value());
+  EXPECT_TRUE(replay.divergence->starts_with("the run diverged at step 1: expected {\"step\":1,\"client\":\"c1\","
+                                             "\"action\":\"admit_read\""))
+      << *replay.divergence;
+
+  // A gate fixed so that the recorded violation no longer happens.
+  CheckTrace fixed = read_back(write_check_trace(config, check(config), "0.1.0"));
+  CheckHooks hooks;
+  hooks.gate = [](core::PoolState& pool, const core::Op& op, const core::GateConfig& gate_config) {
+    core::GateConfig tighter = gate_config;
+    tighter.capacity = 1;
+    return core::apply(pool, op, tighter);
+  };
+  const CheckTraceReplay diverged = replay_check_trace(fixed, hooks);
+  ASSERT_TRUE(diverged.divergence.has_value());
+  EXPECT_TRUE(diverged.divergence->starts_with("the run diverged at step 3: expected ")) << *diverged.divergence;
+}
+
+TEST(CheckTrace, AVerifiedTraceReplaysByRunningTheCheckAgain) {
+  const CheckConfig config = config_of(GateMode::atomic, 2, 1, 1);
+  const CheckResult result = check(config);
+  ASSERT_EQ(result.verdict, CheckVerdict::verified);
+  const CheckTrace trace = read_back(write_check_trace(config, result, "0.1.0"));
+  const CheckTraceReplay replay = replay_check_trace(trace);
+  EXPECT_FALSE(replay.divergence.has_value()) << *replay.divergence;
+  ASSERT_TRUE(replay.rerun.has_value());
+  EXPECT_EQ(replay.rerun->states, result.states);
+  // A broken gate is not verified: the replay says so.
+  CheckHooks hooks;
+  hooks.gate = over_capacity_gate;
+  const CheckTraceReplay broken = replay_check_trace(read_back(write_check_trace(config_of(GateMode::atomic, 2, 1, 1),
+                                                                                 result, "0.1.0")),
+                                                     hooks);
+  ASSERT_TRUE(broken.divergence.has_value());
+  EXPECT_TRUE(broken.divergence->starts_with("the run diverged at the verdict: expected verified")) << *broken.divergence;
+}
+
+TEST(CheckTrace, MalformedTracesAreRefusedWithOneLine) {
+  const CheckConfig config = config_of(GateMode::legacy, 3, 2, 1);
+  const std::vector<std::string> good = lines_of(write_check_trace(config, check(config), "0.1.0"));
+  struct Case {
+    std::vector<std::string> lines;
+    std::string expected;
+  };
+  std::vector<Case> cases;
+  const auto edit = [&](std::size_t line, std::string_view from, std::string_view to) {
+    std::vector<std::string> lines = good;
+    const std::size_t at = lines[line].find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) lines[line].replace(at, from.size(), to);
+    return lines;
+  };
+  cases.push_back({{}, "t.jsonl:1: missing header line"});
+  cases.push_back({{good[1]}, "t.jsonl:1: expected the check trace header"});
+  cases.push_back({edit(0, R"("clients":3)", R"("clients":7)"), "t.jsonl:1: field 'clients': expected an integer from 1 to 6"});
+  cases.push_back({edit(0, R"("pool":"p")", R"("pool":"q")"), "t.jsonl:1: field 'pool': expected one of p"});
+  cases.push_back({edit(1, R"("wrote":false)", R"("wrote":false,"extra":1)"),
+                   "t.jsonl:2: field 'extra': unknown field"});
+  cases.push_back({edit(1, R"("action":"admit_read")", R"("action":"jump")"), "t.jsonl:2: field 'action': expected one of"});
+  cases.push_back({edit(1, R"("action":"admit_read")", R"("action":"tick")"), "t.jsonl:2: field 'client': expected null for a tick"});
+  cases.push_back({edit(1, R"("token":"1")", R"("token":"x")"), "t.jsonl:2: field 'decision.token'"});
+  cases.push_back({edit(2, R"("client":"c1","episode")", R"("client":"c2","episode")"),
+                   "t.jsonl:3: field 'op.client': expected c1, the step's client"});
+  cases.push_back({edit(7, R"("step":6)", R"("step":5)"), "t.jsonl:8: field 'step': expected 6, the number of step lines"});
+  {
+    std::vector<std::string> lines = good;
+    lines.erase(lines.begin() + 3);
+    cases.push_back({lines, "t.jsonl:4: field 'step': expected 3"});
+  }
+  {
+    std::vector<std::string> lines = good;
+    lines.pop_back();
+    cases.push_back({lines, "t.jsonl:8: missing verdict line"});
+  }
+  {
+    std::vector<std::string> lines = good;
+    lines.push_back(good[1]);
+    cases.push_back({lines, "t.jsonl:9: nothing may follow the verdict line"});
+  }
+  for (const Case& c : cases) {
+    auto parsed = read_check_trace(joined(c.lines), "t.jsonl");
+    ASSERT_TRUE(std::holds_alternative<CheckTraceError>(parsed)) << c.expected;
+    const std::string& message = std::get<CheckTraceError>(parsed).message;
+    EXPECT_TRUE(message.starts_with(c.expected)) << message << "\n expected: " << c.expected;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
+
+TEST(CheckTrace, RunCheckPathStopsAtALabelThatCannotMove) {
+  const CheckConfig config = config_of(GateMode::atomic, 1, 1, 1);
+  // c1: admit, heartbeat, release; then it is done.
+  const CheckPathResult path = run_check_path(config, {0, 0, 0, 0});
+  EXPECT_EQ(path.steps.size(), 3u);
+  EXPECT_EQ(path.impossible, 3u);
+  EXPECT_FALSE(path.violation.has_value());
+  EXPECT_EQ(run_check_path(config, {1}).impossible, 0u);  // no client c2
+  EXPECT_EQ(run_check_path(config, {-1, -1, -1, -1, -1}).impossible, 4u);  // max ticks 4
+}
+
+TEST(CheckTrace, P14_ALegacyCounterexampleIsNotLinearizableAndAnAtomicPathIs) {
+  const CheckConfig legacy = config_of(GateMode::legacy, 3, 2, 1);
+  const CheckResult result = check(legacy);
+  const std::vector<HistoryOp> ops = check_path_history(legacy, result.trace);
+  ASSERT_EQ(ops.size(), 4u);  // the config op and three admits, each from its read to its write
+  EXPECT_EQ(ops[1].call, 1);
+  EXPECT_EQ(ops[1].ret, 2);
+  std::string text;
+  for (const HistoryOp& op : ops) append_history_line(text, op);
+  auto parsed = read_history(text, "h.jsonl");
+  ASSERT_TRUE(std::holds_alternative<std::vector<HistoryOp>>(parsed)) << std::get<HistoryError>(parsed).message;
+  const std::vector<PoolHistory> pools = split_by_pool(std::get<std::vector<HistoryOp>>(parsed));
+  ASSERT_EQ(pools.size(), 1u);
+  EXPECT_EQ(check_pool(pools[0], LincheckLimits{}).verdict, LincheckVerdict::not_linearizable);
+
+  // Every client's whole program on the atomic gate, interleaved with ticks.
+  const CheckConfig atomic = config_of(GateMode::atomic, 2, 1, 2);
+  const CheckPathResult path = run_check_path(atomic, {0, 1, -1, 0, 1, -1, 0, 1, 0, 1, 0, 1});
+  EXPECT_FALSE(path.violation.has_value());
+  const std::vector<PoolHistory> atomic_pools = split_by_pool(check_path_history(atomic, path.steps));
+  ASSERT_EQ(atomic_pools.size(), 1u);
+  EXPECT_EQ(check_pool(atomic_pools[0], LincheckLimits{}).verdict, LincheckVerdict::linearizable);
+}
+
+}  // namespace
+}  // namespace turnstile::sim

@@ -20,6 +20,7 @@
 
 #include "cli/sim_commands.h"
 #include "core/gate.h"
+#include "sim/sleep.h"
 #include "sim/trace.h"
 
 namespace turnstile::cli {
@@ -339,6 +340,191 @@ TEST_F(SimCli, ReplayRunsATracesVariantWithTheHooksItIsGiven) {
   std::ostringstream err2;
   EXPECT_EQ(replay_command(path.string(), Variants{{"over-admit", sim::WorldHooks{}}}, out2, err2), 2) << out2.str();
   EXPECT_NE(err2.str().find("the run diverged at "), std::string::npos) << err2.str();
+}
+
+// ---------------------------------------------------------------------------
+// --history: the run's gate history (SPEC H), which `turnstile lincheck` reads.
+
+TEST_F(SimCli, P14_RunHistoryIsReadByLincheck) {
+  const Result run = turnstile("run --seed 4 --history h.jsonl");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("p14: linearizable"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("history: h.jsonl"), std::string::npos) << run.out;
+  EXPECT_TRUE(std::regex_match(fingerprint_line(run.out), kFingerprintLine)) << run.out;
+  const std::string history = slurp(dir_ / "h.jsonl");
+  ASSERT_FALSE(history.empty());
+  EXPECT_TRUE(history.starts_with(R"({"process":"setup","call":0,"ret":0,"op":{"op":"config","pool":"p",)")) << history;
+  const Result lincheck = turnstile("lincheck h.jsonl");
+  EXPECT_EQ(lincheck.exit_code, 0) << lincheck.out << lincheck.err;
+  EXPECT_NE(lincheck.out.find("linearizable"), std::string::npos) << lincheck.out;
+}
+
+TEST_F(SimCli, P14_RunJsonReportsP14) {
+  const Result run = turnstile("run --seed 4 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto summary = nlohmann::json::parse(run.out, nullptr, false);
+  ASSERT_TRUE(summary.is_object()) << run.out;
+  ASSERT_TRUE(summary["p14"].is_object()) << run.out;
+  EXPECT_EQ(summary["p14"]["verdict"], "linearizable");
+  EXPECT_TRUE(summary["p14"]["cause"].is_null());
+  EXPECT_GT(summary["p14"]["operations"].get<int>(), 1);
+}
+
+TEST_F(SimCli, P14_ReplayWritesTheSameHistoryAsTheRun) {
+  const Result run = turnstile("run --seed 9 --trace-out t.jsonl --history run.jsonl");
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const Result replay = turnstile("replay t.jsonl --history replay.jsonl");
+  ASSERT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+  EXPECT_EQ(fingerprint_line(replay.out), fingerprint_line(run.out));
+  EXPECT_NE(replay.out.find("p14: linearizable"), std::string::npos) << replay.out;
+  EXPECT_EQ(slurp(dir_ / "replay.jsonl"), slurp(dir_ / "run.jsonl"));
+}
+
+TEST_F(SimCli, P14_ExploreSummaryCountsUnknownVerdicts) {
+  const Result explore = turnstile("explore --seeds 0..9 --json");
+  ASSERT_EQ(explore.exit_code, 0) << explore.out << explore.err;
+  const auto summary = nlohmann::json::parse(explore.out, nullptr, false);
+  ASSERT_TRUE(summary.is_object()) << explore.out;
+  EXPECT_EQ(summary["p14_unknown"], 0);
+  EXPECT_EQ(summary["results"][0]["p14_unknown"], false);
+}
+
+// A store that is not atomic: it reads the token counter, lets another
+// command run, then issues from what it read (tests/sim_p14_test.cc has the
+// same one). Only P14 sees some of its duplicate tokens.
+core::Decision token_race_gate(core::PoolState& pool, const core::Op& op, const core::GateConfig& config) {
+  const core::Token read = pool.last_token;
+  sim::yield_point();
+  pool.last_token = read;
+  return core::apply(pool, op, config);
+}
+
+TEST_F(SimCli, P14_AViolationOfP14IsWrittenAsATraceThatReplays) {
+  sim::WorldHooks hooks;
+  hooks.gate = token_race_gate;
+  sim::RunSpec spec;
+  spec.hooks = hooks;
+  // The gate holds its pool across a scheduling point, which a restart would destroy.
+  spec.scenario.faults.store_restart_permille = 0;
+  std::optional<sim::RunReport> found;
+  for (std::uint64_t seed = 0; seed < 100 && !found; ++seed) {
+    spec.seed = seed;
+    sim::RunReport report = sim::run_world(spec);
+    if (report.violation && report.violation->rule == "P14") found = std::move(report);
+  }
+  ASSERT_TRUE(found) << "the token race broke no rule as P14 alone in 100 seeds";
+  sim::TraceHeader header;
+  header.version = std::string(kTurnstileVersion);
+  header.scenario = spec.scenario;
+  header.seed = spec.seed;
+  header.strategy = "random";
+  header.variant = "token-race";
+  const fs::path path = dir_ / "p14.jsonl";
+  spill(path, sim::write_trace(header, *found));
+
+  std::ostringstream out;
+  std::ostringstream err;
+  const fs::path history = dir_ / "h.jsonl";
+  EXPECT_EQ(replay_command(path.string(), Variants{{"token-race", hooks}}, out, err, history.string()), 1) << err.str();
+  EXPECT_NE(out.str().find("verdict: violation of P14 at step " + std::to_string(found->violation->step)),
+            std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("p14: not linearizable"), std::string::npos) << out.str();
+  EXPECT_EQ(fingerprint_line(out.str()), fmt::format("fingerprint: {:016x}", found->fingerprint));
+  // The history it wrote is what P14 found not linearizable.
+  const Result lincheck = turnstile("lincheck h.jsonl");
+  EXPECT_EQ(lincheck.exit_code, 1) << lincheck.out << lincheck.err;
+  EXPECT_NE(lincheck.out.find("not linearizable"), std::string::npos) << lincheck.out;
+}
+
+// ---------------------------------------------------------------------------
+// Check traces: `turnstile check --trace-out` writes what `replay` runs.
+
+TEST_F(SimCli, P1_ACheckTraceReplaysToItsViolation) {
+  const Result check = turnstile("check --gate legacy --clients 3 --capacity 2 --rounds 1 --trace-out x.jsonl");
+  ASSERT_EQ(check.exit_code, 1) << check.out << check.err;
+  const Result replay = turnstile("replay x.jsonl");
+  EXPECT_EQ(replay.exit_code, 1) << replay.out << replay.err;
+  EXPECT_EQ(replay.err, "");
+  EXPECT_NE(replay.out.find("verdict: violation of P1 at step 6"), std::string::npos) << replay.out;
+  EXPECT_NE(replay.out.find("reproduced"), std::string::npos) << replay.out;
+  EXPECT_TRUE(std::regex_match(fingerprint_line(replay.out), kFingerprintLine)) << replay.out;
+  // The same trace replays to the same fingerprint.
+  EXPECT_EQ(turnstile("replay x.jsonl").out, replay.out);
+}
+
+TEST_F(SimCli, P14_ACheckCounterexamplesHistoryIsNotLinearizable) {
+  ASSERT_EQ(turnstile("check --gate legacy --clients 3 --capacity 2 --rounds 1 --trace-out x.jsonl").exit_code, 1);
+  const Result replay = turnstile("replay x.jsonl --history h.jsonl");
+  ASSERT_EQ(replay.exit_code, 1) << replay.out << replay.err;
+  const Result lincheck = turnstile("lincheck h.jsonl");
+  EXPECT_EQ(lincheck.exit_code, 1) << lincheck.out << lincheck.err;
+  EXPECT_NE(lincheck.out.find("not linearizable"), std::string::npos) << lincheck.out;
+}
+
+TEST_F(SimCli, ACheckTraceOfAVerifiedCheckReplaysTo0) {
+  ASSERT_EQ(turnstile("check --gate atomic --clients 2 --capacity 1 --rounds 1 --trace-out v.jsonl").exit_code, 0);
+  const Result replay = turnstile("replay v.jsonl");
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+  EXPECT_NE(replay.out.find("verdict: verified"), std::string::npos) << replay.out;
+  EXPECT_TRUE(std::regex_match(fingerprint_line(replay.out), kFingerprintLine)) << replay.out;
+}
+
+TEST_F(SimCli, ACorruptedCheckTraceExits2WithOneLine) {
+  ASSERT_EQ(turnstile("check --gate legacy --clients 3 --capacity 2 --rounds 1 --trace-out x.jsonl").exit_code, 1);
+  const std::vector<std::string> lines = lines_of(slurp(dir_ / "x.jsonl"));
+  ASSERT_EQ(lines.size(), 8u);
+  const auto write = [&](const std::string& name, std::vector<std::string> edited) {
+    std::string text;
+    for (const auto& line : edited) text += line + "\n";
+    spill(dir_ / name, text);
+  };
+  struct Damage {
+    std::string name;
+    std::vector<std::string> lines;
+    std::string expected;  // what the one line on stderr starts with
+  };
+  std::vector<Damage> damages;
+  {
+    auto cut = lines;
+    cut.pop_back();
+    damages.push_back({"cut.jsonl", cut, "cut.jsonl:8: missing verdict line"});
+  }
+  {
+    auto bad = lines;
+    bad[3] = "{not json";
+    damages.push_back({"json.jsonl", bad, "json.jsonl:4: not valid JSON"});
+  }
+  {
+    auto bad = lines;
+    const std::size_t at = bad[2].find(R"("client":"c)");
+    ASSERT_NE(at, std::string::npos) << bad[2];
+    bad[2].replace(at, 13, R"("client":"c9")");
+    damages.push_back({"client.jsonl", bad, "client.jsonl:3: field 'client': expected a client of the model"});
+  }
+  {
+    auto bad = lines;
+    const std::size_t at = bad[1].find(R"("step":1)");
+    ASSERT_NE(at, std::string::npos);
+    bad[1].replace(at, 8, R"("step":2)");
+    damages.push_back({"order.jsonl", bad, "order.jsonl:2: field 'step': expected 1"});
+  }
+  {
+    // A decision that the gate does not give: the replay names the step.
+    auto bad = lines;
+    const std::size_t at = bad[6].find(R"("held":)");
+    ASSERT_NE(at, std::string::npos) << bad[6];
+    bad[6].replace(at, 8, R"("held":5)");
+    damages.push_back({"edited.jsonl", bad, "edited.jsonl: the run diverged at step 6: expected "});
+  }
+  for (const Damage& damage : damages) {
+    write(damage.name, damage.lines);
+    const Result replay = turnstile("replay " + damage.name);
+    EXPECT_EQ(replay.exit_code, 2) << damage.name << "\n" << replay.out << replay.err;
+    EXPECT_EQ(lines_of(replay.err).size(), 1u) << damage.name << "\n" << replay.err;
+    EXPECT_TRUE(replay.err.starts_with(damage.expected)) << damage.name << "\n" << replay.err;
+    EXPECT_EQ(replay.out, "") << damage.name;
+  }
 }
 
 }  // namespace
