@@ -44,11 +44,18 @@ Draws::Draws(std::uint64_t seed) {
 
 Draws::Draws(std::vector<Draw> recorded) : recorded_(std::move(recorded)), replaying_(true) {}
 
+Draws::Draws(DrawPlan plan) : plan_(std::move(plan)) {}
+
 std::uint64_t Draws::below(DrawSite site, std::uint64_t bound) {
   TS_ASSERT(bound >= 1);
   const std::size_t index = log_.size();
   std::uint64_t value = 0;
-  if (!replaying_) {
+  if (plan_) {
+    const std::size_t at = index_of(site);
+    const std::vector<std::uint64_t>& values = plan_->values[at];
+    const std::size_t taken = planned_taken_[at]++;
+    value = taken < values.size() ? values[taken] % bound : 0;
+  } else if (!replaying_) {
     value = streams_[index_of(site)].below(bound);
   } else if (!divergence_) {
     // A recorded draw is followed only where the code asks the same question

@@ -11,6 +11,7 @@
 // every site, value 0 is the simplest outcome: no fault, the least latency,
 // the first behaviour. Write new sites so that smaller values are simpler.
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -47,6 +48,17 @@ struct Draw {
   friend bool operator==(const Draw&, const Draw&) = default;
 };
 
+// A plan for every draw of a run, by site, for generated runs (properties,
+// shrinking): the i-th draw at a site takes values[site][i] modulo its bound,
+// and 0 (the simplest outcome) once the site's list has run out. Any plan is
+// a valid run, so a generator or a shrinker may change, cut or drop values
+// freely; a site's values do not shift when another site draws more or less.
+struct DrawPlan {
+  std::array<std::vector<std::uint64_t>, kDrawSiteCount> values;
+
+  friend bool operator==(const DrawPlan&, const DrawPlan&) = default;
+};
+
 // Why a replay could not follow its recording.
 struct DrawDivergence {
   std::size_t index = 0;                // which draw, from 0
@@ -63,6 +75,8 @@ class Draws {
   // divergence and from then on returns 0 (the simplest outcome), so the run
   // can end cleanly and report where it diverged.
   explicit Draws(std::vector<Draw> recorded);
+  // Plan mode: values come from `plan` (see DrawPlan); it never diverges.
+  explicit Draws(DrawPlan plan);
 
   // A value in [0, bound). bound >= 1.
   std::uint64_t below(DrawSite site, std::uint64_t bound);
@@ -78,6 +92,8 @@ class Draws {
   std::vector<core::Rng> streams_;  // record mode: one per site
   std::vector<Draw> recorded_;      // replay mode
   bool replaying_ = false;
+  std::optional<DrawPlan> plan_;    // plan mode
+  std::array<std::size_t, kDrawSiteCount> planned_taken_{};  // plan mode: values used per site
   std::vector<Draw> log_;
   std::optional<DrawDivergence> divergence_;
 };

@@ -53,6 +53,8 @@ std::string strategy_name(const StrategySpec& spec) {
       return "pct:" + std::to_string(spec.pct_depth);
     case StrategyKind::replay:
       return "replay";
+    case StrategyKind::guided:
+      return "guided";
   }
   return "unknown";
 }
@@ -98,6 +100,9 @@ Choice Chooser::choose(std::span<const SimFiberId> ready) {
     case StrategyKind::replay:
       index = choose_replay(ready);
       break;
+    case StrategyKind::guided:
+      index = choose_guided(ready);
+      break;
   }
   ++step_;
   TS_ASSERT(index < ready.size());
@@ -135,6 +140,11 @@ std::size_t Chooser::choose_replay(std::span<const SimFiberId> ready) {
   const std::uint32_t index = recorded.index % count;
   if (!diverged_at_ && !(recorded == Choice{index, count})) diverged_at_ = step_;
   return index;
+}
+
+std::size_t Chooser::choose_guided(std::span<const SimFiberId> ready) const {
+  if (step_ >= spec_.guided.size()) return 0;
+  return spec_.guided[step_] % ready.size();
 }
 
 FiberAlgorithm& FiberAlgorithm::for_this_thread() {

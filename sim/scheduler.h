@@ -26,7 +26,7 @@
 
 namespace turnstile::sim {
 
-enum class StrategyKind { random, pct, replay };
+enum class StrategyKind { random, pct, replay, guided };
 
 // How a run picks among ready fibers.
 //   random  each step, a uniform pick among the ready fibers.
@@ -43,18 +43,25 @@ enum class StrategyKind { random, pct, replay };
 //           still picks deterministically); past the end of the recording,
 //           index 0. A step whose recorded (index, ready) differs from what
 //           was used marks the run as diverged there.
+//   guided  generated choices, for properties and shrinking: step s picks
+//           index guided[s] modulo the ready count, and index 0 (the lowest
+//           ready id) past the end. Every sequence is a valid schedule, so
+//           nothing diverges: a shrinker may cut or lower choices freely.
+//           A trace records the choices actually taken, so it replays with
+//           `replay` like any other.
 struct StrategySpec {
   StrategyKind kind = StrategyKind::random;
   std::uint32_t pct_depth = 3;
   std::uint64_t pct_steps_estimate = 0;
   std::vector<Choice> replay;
+  std::vector<std::uint32_t> guided;
 };
 
 // "random" or "pct:D" (D >= 1) as the command line spells them; nullopt for
 // anything else. "replay" is not parsed: it needs a trace's choices.
 std::optional<StrategySpec> parse_strategy(std::string_view text);
 
-// "random", "pct:D" or "replay": the inverse of parse_strategy, for traces.
+// "random", "pct:D", "replay" or "guided": the inverse of parse_strategy, for traces.
 std::string strategy_name(const StrategySpec& spec);
 
 // The strategy's state for one run. Every call to choose() is one step.
@@ -82,6 +89,7 @@ class Chooser {
 
   std::size_t choose_pct(std::span<const SimFiberId> ready);
   std::size_t choose_replay(std::span<const SimFiberId> ready);
+  std::size_t choose_guided(std::span<const SimFiberId> ready) const;
 
   StrategySpec spec_;
   core::Rng rng_;

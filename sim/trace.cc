@@ -796,7 +796,10 @@ std::optional<TraceHeader> read_header(LineReader& read, const json& line, std::
   header.scenario = std::get<Scenario>(std::move(scenario));
   header.seed = read.decimal(line, "", "seed");
   header.strategy = read.text(line, "", "strategy");
-  if (!read.failed() && !parse_strategy(header.strategy)) read.fail("strategy", "random or pct:D (D >= 1)");
+  // "guided": generated choices (a property's counterexample, a shrunk trace).
+  if (!read.failed() && !parse_strategy(header.strategy) && header.strategy != "guided") {
+    read.fail("strategy", "random or pct:D (D >= 1)");
+  }
   const std::string gate = read.text(line, "", "gate");
   if (!read.failed()) {
     if (auto mode = gate_mode_from_name(gate)) {

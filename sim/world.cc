@@ -32,6 +32,7 @@
 #include "sim/world.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 #include <utility>
@@ -259,6 +260,9 @@ class World final : public ClientWorld {
 
   std::optional<Answer> take_answer(core::WaiterId waiter);
 
+  // P14's verdict as a violation, at the step the stuck command returned.
+  Violation p14_violation(const GateCheck& check, const RunReport& report) const;
+
   const RunSpec& spec_;
   const Scenario& scenario_;
   Draws draws_;
@@ -281,6 +285,7 @@ class World final : public ClientWorld {
 
 Draws make_draws(const RunSpec& spec) {
   if (spec.replay_draws) return Draws(*spec.replay_draws);
+  if (spec.draw_plan) return Draws(*spec.draw_plan);
   return Draws(spec.seed);
 }
 
@@ -289,7 +294,7 @@ World::World(const RunSpec& spec)
       scenario_(spec.scenario),
       draws_(make_draws(spec)),
       history_(spec.scenario.max_events),
-      checkers_(make_checkers(spec.scenario)),
+      checkers_(spec.check_rules ? make_checkers(spec.scenario) : std::vector<std::unique_ptr<Checker>>{}),
       swarm_(draw_swarm(spec.scenario.faults, draws_)),
       store_(StoreOptions{spec.gate, spec.scenario.gate, swarm_.store, spec.hooks.gate}, draws_,
              [this](EventBody body) { record(std::move(body)); }),
@@ -626,6 +631,14 @@ RunReport World::run() {
     violation_ = std::move(run_failed);
   }
 
+  // P14 last: it needs the whole run, and it is the costliest check.
+  report.gate_history = store_.gate_history();
+  if (spec_.check_rules && (!violation_ || !spec_.stop_on_violation)) {
+    GateCheck check = check_gate_history(report.gate_history, spec_.p14_limits);
+    if (!violation_ && check.verdict == LincheckVerdict::not_linearizable) violation_ = p14_violation(check, report);
+    report.p14 = std::move(check);
+  }
+
   Fingerprint fingerprint;
   fingerprint.add(report.runtime.fingerprint);
   fingerprint.add(history_.fingerprint());
@@ -641,6 +654,23 @@ RunReport World::run() {
 }
 
 }  // namespace
+
+Violation World::p14_violation(const GateCheck& check, const RunReport& report) const {
+  // The rule broke when the stuck command's answer came back: the event
+  // index is the last event of that step.
+  TS_ASSERT(check.stuck.has_value());
+  const GateCommand& stuck = report.gate_history.commands[*check.stuck];
+  const std::vector<Event>& events = history_.events();
+  const auto after = std::upper_bound(events.begin(), events.end(), stuck.ret_step,
+                                      [](std::uint64_t step, const Event& event) { return step < event.step; });
+  Violation violation;
+  violation.rule = "P14";
+  violation.event_index = after == events.begin() ? 0 : std::prev(after)->index;
+  violation.step = stuck.ret_step;
+  violation.at_ms = stuck.ret_ms;
+  violation.message = check.message;
+  return violation;
+}
 
 RunReport run_world(const RunSpec& spec) {
   World world(spec);

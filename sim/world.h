@@ -22,6 +22,7 @@
 #include "core/route.h"
 #include "sim/checkers.h"
 #include "sim/draws.h"
+#include "sim/gate_history.h"
 #include "sim/history.h"
 #include "sim/runtime.h"
 #include "sim/scenario.h"
@@ -79,9 +80,17 @@ struct RunSpec {
   GateMode gate = GateMode::atomic;
   // Replay: the draws of a trace (the scheduler's choices go in strategy).
   std::optional<std::vector<Draw>> replay_draws;
+  // Generated runs: every draw from this plan instead of the seed (see
+  // DrawPlan; the scheduler's choices go in strategy, kind guided).
+  std::optional<DrawPlan> draw_plan;
   WorldHooks hooks;
   // Stop at the first violation (default); false records the whole run.
   bool stop_on_violation = true;
+  // false: record the history but run no checker, so a benchmark can measure
+  // the world's own cost. Every other caller checks.
+  bool check_rules = true;
+  // P14's bound on lincheck's search at the end of the run.
+  GateCheckLimits p14_limits;
 };
 
 struct RunReport {
@@ -94,6 +103,15 @@ struct RunReport {
   std::uint64_t fingerprint = 0;  // over the schedule and every history event
   std::uint64_t requests = 0;     // stream requests sent by clients
   bool history_full = false;      // the run stopped at scenario.max_events
+  // Every store command of the run as its caller saw it (sim/gate_history.h);
+  // gate_history_text() writes it as SPEC H.
+  GateHistory gate_history;
+  // P14: lincheck over gate_history, run after the run when no other rule
+  // was violated (or always, with stop_on_violation false; never without
+  // check_rules). Its verdict may be unknown (a bound ran out), which is no
+  // violation but is reported. A not-linearizable verdict is also
+  // `violation` (rule P14) when nothing else was violated first.
+  std::optional<GateCheck> p14;
 };
 
 RunReport run_world(const RunSpec& spec);

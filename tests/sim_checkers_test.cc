@@ -22,6 +22,7 @@
 #include "sim/history.h"
 #include "sim/scenario.h"
 #include "sim/world.h"
+#include "tests/broken_variants.h"
 
 namespace turnstile::sim {
 namespace {
@@ -969,58 +970,8 @@ TEST(CheckersWorld, P1_CatchesAGateThatOverAdmits) {
 }
 
 // A Server that forwards to the real route; subclasses rewrite the effects
-// of each input.
-class ForwardingServer : public Server {
- public:
-  explicit ForwardingServer(const core::RouteConfig& config) : inner_(make_core_server(config)) {}
-
-  void on_request(Ms now, core::WaiterId waiter, const core::StreamRequest& request, core::Rng& rng) override {
-    inner_->on_request(now, waiter, request, rng);
-    collect();
-  }
-  void on_leave(Ms now, core::WaiterId waiter) override {
-    inner_->on_leave(now, waiter);
-    collect();
-  }
-  void on_store_reply(Ms now, core::FlightId flight, std::uint32_t call, const core::StoreReply& reply,
-                      core::Rng& rng) override {
-    inner_->on_store_reply(now, flight, call, reply, rng);
-    collect();
-  }
-  void on_broker_reply(Ms now, core::FlightId flight, std::uint32_t call, const core::BrokerReply& reply,
-                       core::Rng& rng) override {
-    inner_->on_broker_reply(now, flight, call, reply, rng);
-    collect();
-  }
-  void on_timer(Ms now, core::Rng& rng) override {
-    inner_->on_timer(now, rng);
-    collect();
-  }
-  std::optional<core::RouteEffect> poll() override {
-    if (out_.empty()) return std::nullopt;
-    core::RouteEffect effect = std::move(out_.front());
-    out_.pop_front();
-    return effect;
-  }
-  std::optional<Ms> next_deadline() const override { return inner_->next_deadline(); }
-  std::size_t flight_count() const override { return inner_->flight_count(); }
-  bool has_flight(core::FlightId flight) const override { return inner_->has_flight(flight); }
-
- protected:
-  // The effects of one input, as the real route gave them; returns what goes out.
-  virtual std::vector<core::RouteEffect> rewrite(std::vector<core::RouteEffect> effects) { return effects; }
-  const Server& inner() const { return *inner_; }
-
- private:
-  void collect() {
-    std::vector<core::RouteEffect> effects;
-    while (std::optional<core::RouteEffect> effect = inner_->poll()) effects.push_back(std::move(*effect));
-    for (core::RouteEffect& effect : rewrite(std::move(effects))) out_.push_back(std::move(effect));
-  }
-
-  std::unique_ptr<Server> inner_;
-  std::deque<core::RouteEffect> out_;
-};
+// of each input (tests/broken_variants.h).
+using broken::ForwardingServer;
 
 TEST(CheckersWorld, RealCoreBehindAForwardingServerKeepsEveryRule) {
   RunSpec spec;
@@ -1029,20 +980,7 @@ TEST(CheckersWorld, RealCoreBehindAForwardingServerKeepsEveryRule) {
 }
 
 // Answers every waiter twice.
-class AnswersTwice final : public ForwardingServer {
- public:
-  using ForwardingServer::ForwardingServer;
-
- protected:
-  std::vector<core::RouteEffect> rewrite(std::vector<core::RouteEffect> effects) override {
-    std::vector<core::RouteEffect> out;
-    for (core::RouteEffect& effect : effects) {
-      if (std::holds_alternative<core::RouteRespond>(effect)) out.push_back(effect);
-      out.push_back(std::move(effect));
-    }
-    return out;
-  }
-};
+using broken::AnswersTwice;
 
 TEST(CheckersWorld, P16_CatchesARouteThatAnswersTwice) {
   RunSpec spec;
