@@ -17,6 +17,8 @@
 #include "cli/gate_command.h"
 #include "cli/gate_redis.h"
 #include "cli/lincheck_command.h"
+#include "cli/show_command.h"
+#include "cli/shrink_command.h"
 #include "cli/sim_commands.h"
 
 namespace {
@@ -55,6 +57,8 @@ Action add_run(CLI::App& app) {
   run->add_option("--strategy", options->strategy, "Scheduling strategy: random or pct:D");
   run->add_option("--trace-out", options->trace_out,
                   "Write the run's trace here (default: a violation's trace goes to traces-out/)");
+  run->add_option("--history", options->history_out,
+                  "Write the run's gate history (SPEC H, for turnstile lincheck) here");
   run->add_flag("--json", options->json, "Print a JSON summary instead of text");
   return [run, options] { return run->parsed() ? turnstile::cli::run_command(*options, std::cout, std::cerr) : -1; };
 }
@@ -88,10 +92,13 @@ Action add_explore(CLI::App& app) {
 Action add_replay(CLI::App& app) {
   auto* replay = app.add_subcommand("replay", "Run a trace again; name the first step where the run diverges");
   auto trace_path = std::make_shared<std::string>();
-  replay->add_option("trace", *trace_path, "Trace file (JSON Lines)")->required();
-  return [replay, trace_path] {
+  auto history_out = std::make_shared<std::string>();
+  replay->add_option("trace", *trace_path, "Trace file (JSON Lines): a run's, or turnstile check's")->required();
+  replay->add_option("--history", *history_out,
+                     "Write the replayed run's gate history (SPEC H, for turnstile lincheck) here");
+  return [replay, trace_path, history_out] {
     if (!replay->parsed()) return -1;
-    return turnstile::cli::replay_command(*trace_path, {}, std::cout, std::cerr);
+    return turnstile::cli::replay_command(*trace_path, {}, std::cout, std::cerr, *history_out);
   };
 }
 
@@ -132,6 +139,35 @@ Action add_check(CLI::App& app) {
   };
 }
 
+Action add_shrink(CLI::App& app) {
+  auto* shrink = app.add_subcommand("shrink", "Shrink a failing trace to the smallest run with the same violation");
+  auto options = std::make_shared<turnstile::cli::ShrinkCommandOptions>();
+  shrink->add_option("trace", options->trace_path, "Trace file (JSON Lines) that records a violation")->required();
+  shrink->add_option("-o,--out", options->out_path, "Write the shrunk trace here")->required();
+  shrink->add_option("--max-runs", options->max_runs, "Simulator runs in all, 1..1000000 (default 3000)");
+  return [shrink, options] {
+    if (!shrink->parsed()) return -1;
+    options->progress = ::isatty(STDERR_FILENO) == 1;
+    return turnstile::cli::shrink_command(*options, {}, std::cout, std::cerr);
+  };
+}
+
+Action add_show(CLI::App& app) {
+  auto* show = app.add_subcommand("show", "Draw a trace or a history as a timeline: an HTML page or text");
+  auto options = std::make_shared<turnstile::cli::ShowOptions>();
+  show->add_option("input", options->input_path,
+                   "A trace (turnstile run --trace-out) or a history (SPEC H); '-' for standard input")
+      ->required();
+  show->add_option("-o,--output", options->html_path, "Write a self-contained HTML page here");
+  show->add_flag("--text", options->text, "Print the timeline for a terminal");
+  show->add_option("--detail", options->detail,
+                   "Draw at most this many events in full and summarise the rest (default 1000)");
+  show->add_option("--around", options->around, "Centre the full window on this event (default: the violation)");
+  return [show, options] {
+    return show->parsed() ? turnstile::cli::run_show_command(*options, std::cout, std::cerr) : -1;
+  };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -145,7 +181,8 @@ int main(int argc, char** argv) {
   });
 
   const Action actions[] = {add_gate(app),     add_run(app),      add_explore(app),
-                           add_replay(app),   add_lincheck(app), add_check(app)};
+                           add_replay(app),   add_lincheck(app), add_check(app),
+                           add_show(app),     add_shrink(app)};
 
   try {
     app.parse(argc, argv);
