@@ -338,8 +338,8 @@ bool finds_mismatch(const std::string& name, const std::string& script) {
 // G7 reversed: the newest session, when it is idle, is rotated out instead
 // of the oldest idle one.
 TEST(RedisDiff, FindsAScriptThatRotatesTheNewest) {
-  const std::string script = broken_script("redis.call('ZRANGE', seen_key, 0, 0, 'WITHSCORES')",
-                                           "redis.call('ZRANGE', seen_key, -1, -1, 'WITHSCORES')");
+  const std::string script = broken_script("redis.call('ZRANGE', seen_key, 0, G7_BATCH - 1, 'WITHSCORES')",
+                                           "redis.call('ZREVRANGE', seen_key, 0, G7_BATCH - 1, 'WITHSCORES')");
   ASSERT_FALSE(script.empty()) << "gate.lua's G7 lookup moved; update this test";
   EXPECT_TRUE(finds_mismatch("a script rotating the newest", script));
 }
@@ -352,6 +352,47 @@ TEST(RedisDiff, FindsAScriptThatBreaksTiesByNewestAdmission) {
                     "if a.admitted_at ~= b.admitted_at then return a.admitted_at > b.admitted_at end");
   ASSERT_FALSE(script.empty()) << "gate.lua's G7 order moved; update this test";
   EXPECT_TRUE(finds_mismatch("a script breaking ties by newest admission", script));
+}
+
+// G2 and G7 read the index G7_BATCH entries at a time; the generated pools
+// are smaller than one batch, so the same workloads run again with batches
+// of one and two entries, where a batch ends inside a run of tied or stale
+// scores.
+TEST(RedisDiff, G2_G7_SmallIndexBatchesAgreeToo) {
+  for (const char* batch : {"1", "2"}) {
+    const std::string script =
+        broken_script("local G7_BATCH = 16", std::string("local G7_BATCH = ") + batch);
+    ASSERT_FALSE(script.empty()) << "gate.lua's G7 batch size moved; update this test";
+    testing::RedisServer server;
+    ASSERT_EQ(server.error(), "");
+    RedisStore store(config_for(server, script));
+    std::uint64_t pools = 0;
+    std::uint64_t ops = 0;
+    const CheckResult result = check(std::string("core and gate.lua with G7 batches of ") + batch,
+                                     /*shrink=*/true, [&] { core_and_script_agree(store, pools, ops); });
+    EXPECT_TRUE(result.held) << "batch " << batch;
+    if (result.fixed_parameters) {
+      EXPECT_GE(ops, kMinOps);
+    }
+  }
+}
+
+// G7 trusting the index: a score left behind by a heartbeat is taken for
+// the session's last_seen, so a session that was seen later can be rotated.
+TEST(RedisDiff, FindsAScriptThatTrustsStaleScoresInG7) {
+  const std::string script = broken_script("local last_seen = tonumber(text or score)",
+                                           "local last_seen = tonumber(score)");
+  ASSERT_FALSE(script.empty()) << "gate.lua's G7 read moved; update this test";
+  EXPECT_TRUE(finds_mismatch("a script trusting stale scores in G7", script));
+}
+
+// G2 trusting the index: every session whose score is below the gone bound
+// is pruned, however recently it was seen.
+TEST(RedisDiff, FindsAScriptThatTrustsStaleScoresInG2) {
+  const std::string script =
+      broken_script("if text and tonumber(text) >= gone_before then", "if false then");
+  ASSERT_FALSE(script.empty()) << "gate.lua's G2 search moved; update this test";
+  EXPECT_TRUE(finds_mismatch("a script trusting stale scores in G2", script));
 }
 
 }  // namespace

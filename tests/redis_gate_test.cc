@@ -225,6 +225,49 @@ TEST_F(GateOnRedis, G2_G7_LargePoolsAreReadAndPrunedInBatches) {
   EXPECT_EQ(lua_state(), core_pool_);
 }
 
+// A heartbeat or a resume writes last_seen to the hash only; the index keeps
+// the older score. G7 must rotate by the real last_seen: "a" and "b" tie on
+// score and admitted_at, and "a" < "b", but "a" was seen later.
+TEST_F(GateOnRedis, G7_AStaleScoreIsNotTheLastSeen) {
+  const core::GateConfig config{2, 10, 100};
+  expect_same({admit("a", "e1", "r1", 0, 0), admit("b", "e1", "r2", 0, 0), with_token(OpKind::heartbeat, "a", 1, 5),
+               admit("c", "e1", "r3", 20, 20)},
+              config);
+  ASSERT_EQ(core_pool_.sessions.size(), 2u);
+  EXPECT_EQ(core_pool_.sessions[0].client, "a");
+  EXPECT_EQ(core_pool_.sessions[1].client, "c");
+}
+
+// G2: a session whose score is below the gone bound but whose last_seen is
+// not stays (its score is raised), and goes once its last_seen is gone.
+TEST_F(GateOnRedis, G2_AStaleScoreIsNotPruned) {
+  const core::GateConfig config{2, 10, 10};
+  expect_same({admit("a", "e1", "r1", 0, 0), with_token(OpKind::heartbeat, "a", 1, 15),
+               admit("a", "e1", "r2", 18, 18), with_token(OpKind::heartbeat, "a", 1, 25),
+               with_token(OpKind::heartbeat, "a", 1, 36), admit("b", "e1", "r3", 40, 40),
+               with_token(OpKind::heartbeat, "b", 2, 57)},
+              config);
+  ASSERT_EQ(core_pool_.sessions.size(), 1u);
+  EXPECT_EQ(core_pool_.sessions[0].client, "b");
+}
+
+// G7 reads the index 16 entries at a time. Forty sessions tie on score 0;
+// the first twenty by name were seen later, so the first batch is all stale,
+// the second ends inside the run of exact scores, and the victim is the
+// first of those by name.
+TEST_F(GateOnRedis, G7_StaleScoresAcrossIndexBatches) {
+  const core::GateConfig config{40, 10, 100};
+  std::vector<Op> ops;
+  auto name = [](int i) { return std::string(i < 10 ? "c0" : "c") + std::to_string(i); };
+  for (int i = 0; i < 40; ++i) ops.push_back(admit(name(i), "e1", "r" + std::to_string(i), 0, 0));
+  for (int i = 0; i < 20; ++i) ops.push_back(with_token(OpKind::heartbeat, name(i), static_cast<core::Token>(i + 1), 5));
+  ops.push_back(admit("newcomer", "e1", "r-new", 20, 20));
+  ops.push_back(admit("later", "e1", "r-later", 21, 21));
+  expect_same(ops, config);
+  EXPECT_EQ(core_pool_.sessions[20].client, "newcomer");
+  EXPECT_EQ(core_pool_.sessions[21].client, "later");
+}
+
 TEST(RedisClock, G1_RedisTimeIsUsedAndNeverRunsBackwards) {
   RedisServer server;
   ASSERT_EQ(server.error(), "");

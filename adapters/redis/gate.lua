@@ -27,23 +27,28 @@
 --   seq         the last place handed to a session (see below)
 --   held        slots held: the index's cardinality, kept here so that the
 --               step's one HMGET reads it
---   low         a lower bound of every last_seen in the index, now and later
+--   low         a lower bound of every score in the index, now and later
 --               (see G2 below)
 --   s:<client>  one session, ten fields joined by "|" (no id contains it):
 --               token|seq|admitted_at|episode|last_request|last_issued|
 --               outcome|decision token|victim|held
--- The index, a sorted set of client -> last_seen, is where last_seen lives
--- and which clients hold a session: G2 finds the gone sessions in it and G7
--- finds the oldest idle session without reading the whole pool, so one step
--- costs O(log n) plus what it removes. A heartbeat only moves a score there
--- and rewrites no session.
+--   l:<client>  the session's last_seen. A pool written by an earlier
+--               script has none; its index score is then exact and is used.
+-- The index, a sorted set of client -> score, names the clients holding a
+-- session, and each score is a lower bound of that client's last_seen: a
+-- step that moves last_seen (a heartbeat, a resume) writes only the hash and
+-- leaves the score behind. G2 and G7 read the index from its smallest score
+-- up and compare each score with the real last_seen; a stale score is raised
+-- to it (ZADD) and the walk goes on; an exact one is the smallest last_seen
+-- of what is left, since every other score, and so every other last_seen, is
+-- at least as large. So one step costs O(log n) plus what it removes or
+-- raises, and each score is raised at most once per step that moved it.
 --
 -- Cost: a redis.call costs about as much as the rest of a step, and Lua
 -- work (closures, string.format, pattern matches) adds up, so the common
--- steps do little of either. A heartbeat or a resume is one HMGET, one ZADD
--- and one HSET (a heartbeat's only when `now` moved); G2 searches
--- the index only when `low` says a session may be gone; the helpers of
--- G3-G7 are made only by the steps that use them.
+-- steps do little of either. A heartbeat or a resume is one HMGET and one
+-- HSET; G2 searches the index only when `low` says a session may be gone;
+-- the helpers of G3-G7 are made only by the steps that use them.
 --
 -- The core keeps its sessions in a vector: a new session is appended, one
 -- rotated in (G7) takes its victim's place, removals keep the others' order.
@@ -55,9 +60,9 @@
 -- and so exact, in Lua and as a sorted set's score. tostring() and `..` would
 -- print a number with %.14g (9.007199254741e+15), so a number computed here
 -- goes out through fmt(). Numbers that only pass through (a session's seq,
--- admitted_at and last_issued, `now` and issued_at from the arguments) stay
--- in the decimal text they came in, digits only, and are read with tonumber()
--- where a decision compares them.
+-- admitted_at, last_seen and last_issued, `now` and issued_at from the
+-- arguments) stay in the decimal text they came in, digits only, and are read
+-- with tonumber() where a decision compares them.
 
 local key = KEYS[1]
 local seen_key = KEYS[2]
@@ -71,29 +76,10 @@ local function fmt(n)
   return string.format('%.0f', n)
 end
 
--- A decimal integer argument from 0 to 2^53 - 1, which a double holds exactly.
-local function int_arg(i)
-  local text = ARGV[i]
-  if text == nil or #text > 16 or not string.find(text, '^%d+$') then
-    fail('argument ' .. i .. ' must be a decimal integer')
-  end
-  local n = tonumber(text)
-  if n > 9007199254740991 then fail('argument ' .. i .. ' must be at most 2^53 - 1') end
-  return n
-end
-
-local function text_arg(i)
-  local text = ARGV[i]
-  if text == nil or text == '' or string.find(text, '|', 1, true) then
-    fail('argument ' .. i .. ' must be a non-empty id')
-  end
-  return text
-end
-
 local SESSION = '^(%d+)|(%d+)|(%d+)|([^|]+)|([^|]+)|(%d+)|([%a_]+)|(%d*)|([^|]*)|(%d+)$'
 
--- A session from its hash field; last_seen is the index's score. The
--- numbers stay decimal text (see above).
+-- A session from its s: field and its last_seen (a number, or nil where the
+-- step does not read it). The numbers stay decimal text (see above).
 local function decode(client, raw, last_seen)
   local token, seq, admitted_at, episode, last_request, last_issued,
         outcome, decision_token, victim, held = string.match(raw, SESSION)
@@ -122,8 +108,10 @@ if op == 'state' then
   local last_now, last_token = 0, 0
   local stored_held, low = nil, nil
   local ordered = {}
+  local seen = {}
   for i = 1, #fields, 2 do
     local name, value = fields[i], fields[i + 1]
+    local prefix = string.sub(name, 1, 2)
     if name == 'now' then
       last_now = tonumber(value)
     elseif name == 'token' then
@@ -132,20 +120,26 @@ if op == 'state' then
       stored_held = tonumber(value)
     elseif name == 'low' then
       low = tonumber(value)
-    elseif string.sub(name, 1, 2) == 's:' then
-      local c = string.sub(name, 3)
-      local last_seen = redis.call('ZSCORE', seen_key, c)
-      if not last_seen then fail('the index misses the session of client ' .. c) end
-      ordered[#ordered + 1] = decode(c, value, tonumber(last_seen))
+    elseif prefix == 's:' then
+      ordered[#ordered + 1] = decode(string.sub(name, 3), value, nil)
+    elseif prefix == 'l:' then
+      seen[string.sub(name, 3)] = value
     elseif name ~= 'seq' then
       fail('unknown field ' .. name)
     end
   end
+  for _, s in ipairs(ordered) do
+    local score = redis.call('ZSCORE', seen_key, s.client)
+    if not score then fail('the index misses the session of client ' .. s.client) end
+    score = tonumber(score)
+    s.last_seen = tonumber(seen[s.client]) or score
+    seen[s.client] = nil
+    if score > s.last_seen then fail('the index score is above the last_seen of client ' .. s.client) end
+    if low ~= nil and score < low then fail('low is above the index score of client ' .. s.client) end
+  end
+  if next(seen) ~= nil then fail('a last_seen without a session, of client ' .. next(seen)) end
   if redis.call('ZCARD', seen_key) ~= #ordered then fail('the index holds sessions the pool does not') end
   if stored_held ~= nil and stored_held ~= #ordered then fail('held is not the number of sessions') end
-  for _, s in ipairs(ordered) do
-    if low ~= nil and s.last_seen < low then fail('low is above the last_seen of client ' .. s.client) end
-  end
   table.sort(ordered, function(a, b) return tonumber(a.seq) < tonumber(b.seq) end)
   local out = {fmt(last_now), fmt(last_token)}
   for _, s in ipairs(ordered) do
@@ -163,9 +157,20 @@ if op ~= 'admit' and op ~= 'heartbeat' and op ~= 'release' then
   fail('argument 1 must be admit, heartbeat, release or state')
 end
 
--- The config (ARGV[4..6]) as int_arg() would read it, with one pattern
--- match for the three: a step is short enough for this to count.
-if #ARGV < 8 or not string.find(ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6], '^%d+ %d+ %d+$') then
+-- The arguments a step reads, checked with as few pattern matches as a
+-- step affords (it is short enough for them to count): the caller's clock,
+-- capacity, ttl and grace must be decimal integers.
+local clock, now_arg, client = ARGV[2], ARGV[3], ARGV[7]
+if #ARGV < 8 then fail('a step takes at least 8 arguments') end
+if clock == 'caller' then
+  if not string.find(now_arg .. ' ' .. ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6], '^%d+ %d+ %d+ %d+$') then
+    fail('arguments 3 to 6 must be decimal integers')
+  end
+  -- More digits could round below 2^53 in tonumber().
+  if #now_arg > 16 then fail('argument 3 must be at most 2^53 - 1') end
+elseif clock ~= 'redis' then
+  fail('argument 2 must be caller or redis')
+elseif not string.find(ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6], '^%d+ %d+ %d+$') then
   fail('arguments 4 to 6 must be decimal integers')
 end
 local capacity, ttl, grace = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -173,21 +178,46 @@ if capacity < 1 or ttl < 1 then fail('capacity and ttl must be at least 1') end
 if capacity > 9007199254740991 or ttl > 9007199254740991 or grace > 9007199254740991 then
   fail('arguments 4 to 6 must be at most 2^53 - 1')
 end
-local client = text_arg(7)
+if client == '' or string.find(client, '|', 1, true) then fail('argument 7 must be a non-empty id') end
 -- Every argument is checked before anything is written: a script that
 -- fails half way keeps what it wrote.
 local episode, request, issued_at
-if op == 'admit' then episode, request, issued_at = text_arg(8), text_arg(9), int_arg(10) end
+if op == 'admit' then
+  -- A decimal integer argument from 0 to 2^53 - 1, which a double holds exactly.
+  local function int_arg(i)
+    local text = ARGV[i]
+    if text == nil or #text > 16 or not string.find(text, '^%d+$') then
+      fail('argument ' .. i .. ' must be a decimal integer')
+    end
+    local n = tonumber(text)
+    if n > 9007199254740991 then fail('argument ' .. i .. ' must be at most 2^53 - 1') end
+    return n
+  end
+  local function text_arg(i)
+    local text = ARGV[i]
+    if text == nil or text == '' or string.find(text, '|', 1, true) then
+      fail('argument ' .. i .. ' must be a non-empty id')
+    end
+    return text
+  end
+  episode, request, issued_at = text_arg(8), text_arg(9), int_arg(10)
+end
 
--- Everything a common step reads from the hash, in one call. A missing
--- field reads as false. `token` and `seq` are read as numbers only by the
--- steps that hand out new ones.
-local meta = redis.call('HMGET', key, 'now', 'token', 'seq', 'held', 'low', 's:' .. client)
+-- Everything a step reads from the hash, in one call: a heartbeat or a
+-- release reads the first four fields, an admit also the counters. A
+-- missing field reads as false. `token` and `seq` are read as numbers only
+-- by the steps that hand out new ones.
+local meta
+if op == 'admit' then
+  meta = redis.call('HMGET', key, 'now', 'held', 'low', 's:' .. client, 'token', 'seq')
+else
+  meta = redis.call('HMGET', key, 'now', 'held', 'low', 's:' .. client)
+end
 local last_now = tonumber(meta[1]) or 0
-local stored_held = tonumber(meta[4])
-local low = tonumber(meta[5])
+local stored_held = tonumber(meta[2])
+local low = tonumber(meta[3])
 -- The client's own session, unless G2 prunes it below: its hash field.
-local own_raw = meta[6]
+local own_raw = meta[4]
 -- Slots held, the index's cardinality. A pool written before `held` was
 -- kept in the hash counts it once; finish() stores it from then on.
 local held = stored_held
@@ -204,29 +234,37 @@ local function set(name, value)
   writes[#writes + 1] = value
 end
 
+-- `command target args...`, in batches of 1000 arguments (an even number,
+-- so pairs stay together), as unpack() puts every argument on Lua's stack.
+local function call_batched(command, target, args)
+  for i = 1, #args, 1000 do
+    redis.call(command, target, unpack(args, i, math.min(i + 999, #args)))
+  end
+end
+
 -- `held_after` is the pool's slots held after the step, as every decision reports it.
 local function finish(outcome, token, victim, held_after)
-  -- unpack() puts every argument on Lua's stack, so a large prune is
-  -- deleted in bounded batches.
-  for i = 1, #removed, 1000 do
-    redis.call('HDEL', key, unpack(removed, i, math.min(i + 999, #removed)))
-  end
+  call_batched('HDEL', key, removed)
   if held_after ~= stored_held then set('held', fmt(held_after)) end
   if #writes > 0 then redis.call('HSET', key, unpack(writes)) end
   return {outcome, token, victim, held_after}
 end
 
+local function remove_session(c)
+  removed[#removed + 1] = 's:' .. c
+  removed[#removed + 1] = 'l:' .. c
+end
+
 -- G1: time never runs backwards inside a pool. now_text is `now` in decimal:
 -- the caller's argument or the stored field as they are.
 local now, now_text
-if ARGV[2] == 'caller' then
-  now, now_text = int_arg(3), ARGV[3]
-elseif ARGV[2] == 'redis' then
+if clock == 'caller' then
+  now, now_text = tonumber(now_arg), now_arg
+  if now > 9007199254740991 then fail('argument 3 must be at most 2^53 - 1') end
+else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   now_text = fmt(now)
-else
-  fail('argument 2 must be caller or redis')
 end
 if now < last_now then now, now_text = last_now, meta[1] end
 if now ~= last_now then set('now', now_text) end
@@ -236,36 +274,54 @@ if now ~= last_now then set('now', now_text) end
 -- that bound is below -2^53 it may round, but then it is below every
 -- last_seen either way.
 --
--- Every score the index gets is the pool's `now` when it is written, and G1
--- never lets `now` go back, so the smallest last_seen never decreases. `low`,
--- the smallest last_seen when the index was last searched, therefore bounds
--- every last_seen from below until the next search: while low is not below
--- the gone bound, no session is gone and the index need not be searched.
+-- Every score is at most its last_seen, so every gone session has a score
+-- below the bound: the search reads the real last_seen of each such entry,
+-- removes the gone ones and raises the others' scores to their last_seen,
+-- which is not below the bound.
+--
+-- A score is written as the pool's `now` (a new session) or raised to a
+-- last_seen that is at least the score, and G1 never lets `now` go back, so
+-- the smallest score never decreases. `low`, the smallest score when the
+-- index was last searched, therefore bounds every score, and so every
+-- last_seen, from below until the next search: while low is not below the
+-- gone bound, no session is gone and the index need not be searched.
 local gone_before = now - ttl - grace
 if low == nil or low < gone_before then
-  local gone = redis.call('ZRANGEBYSCORE', seen_key, '-inf', '(' .. fmt(gone_before))
-  if #gone > 0 then
-    redis.call('ZREMRANGEBYSCORE', seen_key, '-inf', '(' .. fmt(gone_before))
-    for _, c in ipairs(gone) do
-      removed[#removed + 1] = 's:' .. c
-      if c == client then own_raw = nil end
+  local suspects = redis.call('ZRANGEBYSCORE', seen_key, '-inf', '(' .. fmt(gone_before), 'WITHSCORES')
+  local gone, raised = {}, {}
+  -- Read in batches of 500 clients, as unpack() puts every name on Lua's stack.
+  for first = 1, #suspects, 1000 do
+    local last = math.min(first + 999, #suspects)
+    local names = {}
+    for i = first, last, 2 do names[#names + 1] = 'l:' .. suspects[i] end
+    local last_seen = redis.call('HMGET', key, unpack(names))
+    for i = first, last, 2 do
+      local c = suspects[i]
+      local text = last_seen[(i - first) / 2 + 1]
+      if text and tonumber(text) >= gone_before then
+        raised[#raised + 1] = text
+        raised[#raised + 1] = c
+      else
+        -- Without an l: field the score is the exact last_seen.
+        gone[#gone + 1] = c
+        remove_session(c)
+        if c == client then own_raw = nil end
+      end
     end
-    held = held - #gone
   end
-  -- The smallest last_seen left; with none, every later one is at least now.
-  local first = redis.call('ZRANGEBYSCORE', seen_key, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  call_batched('ZREM', seen_key, gone)
+  call_batched('ZADD', seen_key, raised)
+  held = held - #gone
+  -- The smallest score left; with none, every later one is at least now.
+  local first = redis.call('ZRANGE', seen_key, 0, 0, 'WITHSCORES')
   set('low', first[2] or now_text)
 end
 
--- G11, G12: the token of the client's session (its first field).
-local function own_token()
-  return string.match(own_raw, '^(%d+)|')
-end
-
 if op == 'heartbeat' then
-  -- G11: only the session's current token keeps it alive.
-  if own_raw and own_token() == ARGV[8] then
-    redis.call('ZADD', seen_key, now_text, client)
+  -- G11: only the session's current token (the first field of its session)
+  -- keeps it alive. The index score stays behind (see above).
+  if own_raw and string.match(own_raw, '^(%d+)|') == ARGV[8] then
+    set('l:' .. client, now_text)
     return finish('alive', '', '', held)
   end
   return finish('gone', '', '', held)
@@ -273,8 +329,8 @@ end
 
 if op == 'release' then
   -- G12: only the session's current token frees the slot.
-  if own_raw and own_token() == ARGV[8] then
-    removed[#removed + 1] = 's:' .. client
+  if own_raw and string.match(own_raw, '^(%d+)|') == ARGV[8] then
+    remove_session(client)
     redis.call('ZREM', seen_key, client)
     return finish('released', '', '', held - 1)
   end
@@ -296,26 +352,28 @@ local function bytes_less(a, b)
   return #a < #b
 end
 
--- G10: what every session created or updated by G5-G7 records.
+-- G10: what every session created or updated by G5-G7 records. The index
+-- score of a session that stays is left behind; a new one gets its score
+-- from the caller.
 local function record_intent(s, decision)
   s.last_request = request
   s.last_issued = issued_at_text
   s.decision = decision
   s.last_seen = now
   set('s:' .. s.client, encode(s))
-  redis.call('ZADD', seen_key, now_text, s.client)
+  set('l:' .. s.client, now_text)
 end
 
 -- Slots held in decimal, for a decision a session records; the stored text
 -- while it is still right.
 local function held_text()
-  if held == stored_held then return meta[4] end
+  if held == stored_held then return meta[2] end
   return fmt(held)
 end
 
 -- A new token (G9): the pool's counter, incremented.
 local function new_token()
-  local last_token = (tonumber(meta[2]) or 0) + 1
+  local last_token = (tonumber(meta[5]) or 0) + 1
   local text = fmt(last_token)
   set('token', text)
   return text
@@ -353,32 +411,84 @@ local function older_than(a, b)
   return bytes_less(a.client, b.client)
 end
 
--- G7's candidates: the sessions with the smallest last_seen, if it is idle.
--- Gone sessions were pruned above, so a last_seen older than ttl is idle.
-local function oldest_idle()
-  local first = redis.call('ZRANGE', seen_key, 0, 0, 'WITHSCORES')
-  if #first == 0 then return nil end
-  local oldest_seen = first[2]
-  local last_seen = tonumber(oldest_seen)
-  if now - last_seen <= ttl then return nil end
-  local tied = redis.call('ZRANGEBYSCORE', seen_key, oldest_seen, oldest_seen)
-  local victim = nil
-  -- Read in bounded batches, as unpack() puts every name on Lua's stack.
-  for first_tied = 1, #tied, 1000 do
-    local last_tied = math.min(first_tied + 999, #tied)
+-- The index entries `entries` (client, score, client, score, ...) with their
+-- sessions and real last_seen, read in batches of 500 clients; a stale
+-- score is raised to its last_seen. Returns a list of {client, raw,
+-- last_seen}.
+local function load(entries)
+  local out, raised = {}, {}
+  for first = 1, #entries, 1000 do
+    local last = math.min(first + 999, #entries)
     local names = {}
-    for i = first_tied, last_tied do names[#names + 1] = 's:' .. tied[i] end
-    local raws = redis.call('HMGET', key, unpack(names))
-    for i = first_tied, last_tied do
-      local raw = raws[i - first_tied + 1]
-      if not raw then fail('the index names client ' .. tied[i] .. ', which has no session') end
-      local s = decode(tied[i], raw, last_seen)
-      -- older_than compares admitted_at as a number.
-      s.admitted_at = tonumber(s.admitted_at)
-      if victim == nil or older_than(s, victim) then victim = s end
+    for i = first, last, 2 do
+      names[#names + 1] = 's:' .. entries[i]
+      names[#names + 1] = 'l:' .. entries[i]
+    end
+    local got = redis.call('HMGET', key, unpack(names))
+    for i = first, last, 2 do
+      local c, score = entries[i], entries[i + 1]
+      local raw, text = got[i - first + 1], got[i - first + 2]
+      if not raw then fail('the index names client ' .. c .. ', which has no session') end
+      -- Without an l: field the score is the exact last_seen.
+      local last_seen = tonumber(text or score)
+      if last_seen ~= tonumber(score) then
+        raised[#raised + 1] = text
+        raised[#raised + 1] = c
+      end
+      out[#out + 1] = {client = c, raw = raw, last_seen = last_seen}
     end
   end
-  return victim
+  call_batched('ZADD', seen_key, raised)
+  return out
+end
+
+-- How many index entries G7 reads at a time.
+local G7_BATCH = 16
+
+-- G7's candidates: the sessions with the smallest last_seen, if it is idle.
+-- Gone sessions were pruned above, so a last_seen older than ttl is idle.
+-- The index is read from its smallest score up, G7_BATCH entries at a time;
+-- reading a batch raises its stale scores. Entries after a batch have scores,
+-- and so last_seens, at least the batch's last score `edge`; so when the
+-- batch's smallest last_seen m is below edge (or the batch is the whole
+-- index) m is the pool's smallest and every session holding it is in the
+-- batch; when m equals edge, the sessions holding it are exactly those whose
+-- score is now edge and whose last_seen is edge; when m is above edge, every
+-- score in the batch was stale and has been raised, and the next batch is
+-- read. Each such round raises G7_BATCH scores, so the pool's size bounds
+-- the rounds.
+local function oldest_idle()
+  for _ = 0, held do
+    local batch = redis.call('ZRANGE', seen_key, 0, G7_BATCH - 1, 'WITHSCORES')
+    if #batch == 0 then return nil end
+    -- The smallest score bounds every last_seen from below: if even it is
+    -- live, every session is.
+    if now - tonumber(batch[2]) <= ttl then return nil end
+    local edge_text = batch[#batch]
+    local edge = tonumber(edge_text)
+    local loaded = load(batch)
+    local m = loaded[1].last_seen
+    for _, s in ipairs(loaded) do
+      if s.last_seen < m then m = s.last_seen end
+    end
+    if m == edge and #batch == 2 * G7_BATCH then
+      loaded = load(redis.call('ZRANGEBYSCORE', seen_key, edge_text, edge_text, 'WITHSCORES'))
+    end
+    if m <= edge or #batch < 2 * G7_BATCH then
+      if now - m <= ttl then return nil end
+      local victim = nil
+      for _, entry in ipairs(loaded) do
+        if entry.last_seen == m then
+          local s = decode(entry.client, entry.raw, m)
+          -- older_than compares admitted_at as a number.
+          s.admitted_at = tonumber(s.admitted_at)
+          if victim == nil or older_than(s, victim) then victim = s end
+        end
+      end
+      return victim
+    end
+  end
+  fail('the index kept stale scores after every session was read')
 end
 
 local outcome = 'admitted'
@@ -390,17 +500,19 @@ if held >= capacity then
   if victim == nil then return finish('blocked_capacity', '', '', held) end
   outcome = 'rotated'
   victim_name = victim.client
-  removed[#removed + 1] = 's:' .. victim_name
+  remove_session(victim_name)
   redis.call('ZREM', seen_key, victim_name)
   -- The newcomer takes the victim's place.
   seq = victim.seq
 else
   -- G6 (or the slot G7 just freed). G13: a newcomer never raises slots held
   -- above max(C, held before), since it enters only when held < C or by rotation.
-  seq = fmt((tonumber(meta[3]) or 0) + 1)
+  seq = fmt((tonumber(meta[6]) or 0) + 1)
   set('seq', seq)
   held = held + 1
 end
 local session = {client = client, episode = episode, token = new_token(), admitted_at = now_text, seq = seq}
 record_intent(session, {outcome, session.token, victim_name, held_text()})
+-- A new session's score is its last_seen, now.
+redis.call('ZADD', seen_key, now_text, client)
 return finish(outcome, session.token, victim_name, held)
