@@ -174,6 +174,10 @@ TEST_F(ShowBrowser, P1_LegacyRacePageLoadsShowsLanesAndTheHighlightedRule) {
   // A blank page of this size compresses to a few kilobytes; this one has
   // text, lanes, bars and a chart.
   EXPECT_GT(bytes.size(), 40'000u);
+  // Kept next to the test (build/tests/ under ctest) for a person or a CI
+  // artifact to look at; the temporary directory goes away.
+  std::error_code ignored;
+  fs::copy_file(png, fs::current_path() / "show_browser_legacy.png", fs::copy_options::overwrite_existing, ignored);
 }
 
 // A trace of 100,000 scheduler steps: requests of eight clients, one every
