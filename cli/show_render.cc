@@ -55,7 +55,12 @@ std::string_view cited_text(std::string_view rule) {
 
 // ------------------------------------------------------------------ shared
 
-void append_escaped(std::string& out, std::string_view text) {
+// Escapes text for HTML. In attribute values (`quotes`) quotes are escaped
+// too; text between tags needs only &, < and > escaped, which keeps the JSON
+// in hover texts half the size. The "//" of a URL in the input (a stream URL,
+// say) is written as ":&#47;/": it reads the same, and the page's source
+// holds no address.
+void append_html(std::string& out, std::string_view text, bool quotes) {
   char previous = 0;
   for (char c : text) {
     if (c == '/' && previous == ':') {
@@ -75,10 +80,10 @@ void append_escaped(std::string& out, std::string_view text) {
         out += "&gt;";
         break;
       case '"':
-        out += "&quot;";
+        out += quotes ? "&quot;" : "\"";
         break;
       case '\'':
-        out += "&#39;";
+        out += quotes ? "&#39;" : "'";
         break;
       default:
         out += c;
@@ -86,34 +91,8 @@ void append_escaped(std::string& out, std::string_view text) {
   }
 }
 
-// Text between tags needs only & and < escaped (and > for symmetry); quotes
-// stay as they are, which keeps the JSON in hover texts half the size.
-void append_text_escaped(std::string& out, std::string_view text) {
-  char previous = 0;
-  for (char c : text) {
-    // The "//" of a URL in the input (a stream URL, say) is written as
-    // ":&#47;/": it reads the same, and the page's source holds no address.
-    if (c == '/' && previous == ':') {
-      out += "&#47;";
-      previous = c;
-      continue;
-    }
-    previous = c;
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
+void append_escaped(std::string& out, std::string_view text) { append_html(out, text, true); }
+void append_text_escaped(std::string& out, std::string_view text) { append_html(out, text, false); }
 
 std::string text_escaped(std::string_view text) {
   std::string out;
