@@ -23,6 +23,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/test_files.h"
 #include "cli/sim_commands.h"
 #include "sim/shrink.h"
 #include "sim/trace.h"
@@ -62,12 +63,7 @@ std::vector<std::string> corpus() {
   return names;
 }
 
-std::string slurp(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
+using turnstile::testing::slurp;
 
 fs::path path_of(const std::string& name) { return corpus_dir() / (name + std::string(kSuffix)); }
 

@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 #include <fmt/format.h>
 
+#include "tests/test_files.h"
 #include "cli/sim_commands.h"
 #include "sim/checkers.h"
 #include "sim/trace.h"
@@ -36,18 +37,8 @@ namespace fs = std::filesystem;
 constexpr int kWidth = 1400;
 constexpr int kHeight = 900;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
+using Result = turnstile::testing::CommandResult;
+using turnstile::testing::slurp;
 
 std::optional<fs::path> find_chromium() {
   const char* path = std::getenv("PATH");

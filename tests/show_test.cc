@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <fmt/format.h>
 
+#include "tests/test_files.h"
 #include "cli/lincheck_command.h"
 #include "cli/show_command.h"
 #include "cli/show_render.h"
@@ -26,31 +27,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-void spill(const fs::path& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary);
-  file << text;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
+using Result = turnstile::testing::CommandResult;
+using turnstile::testing::slurp;
+using turnstile::testing::spill;
+using turnstile::testing::lines_of;
 
 std::size_t count_of(const std::string& text, const std::string& what) {
   std::size_t count = 0;

@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/test_files.h"
 #include "cli/shrink_command.h"
 #include "cli/sim_commands.h"
 #include "sim/draws.h"
@@ -32,23 +33,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-void spill(const fs::path& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary);
-  file << text;
-}
+using Result = turnstile::testing::CommandResult;
+using turnstile::testing::slurp;
+using turnstile::testing::spill;
 
 std::size_t line_count(const std::string& text) {
   std::size_t lines = 0;
