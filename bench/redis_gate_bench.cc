@@ -23,10 +23,18 @@
 //
 //   build-brokerrel/bench/redis_gate_bench [--seconds S] [--runs N] [--threads T]
 //                                          [--pools P] [--capacity C] [--clients K]
-//                                          [--admits A] [--also OTHER_GATE.lua]
+//                                          [--admits A] [--tcp 0|1] [--also OTHER_GATE.lua]...
 //
-// --also measures a second script in each round (say, gate.lua as it was
-// before a change), with its rate and ratio in two more columns.
+// --tcp 1 has the workers reach the server over loopback TCP, as a
+// deployment does, rather than over its unix socket.
+//
+// --also, which may be repeated, measures another script in each round (say,
+// gate.lua as it was before a change) with its own rows.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -66,8 +74,9 @@ struct Options {
   int capacity = 64;
   int clients = 64;  // per pool
   int admits = 10;   // admits per 40 operations of a client holding a token
-  std::string also_path;  // a second gate script to measure in each round, e.g. an older gate.lua
-  std::string also_text;
+  bool tcp = false;  // the workers reach the server over loopback TCP rather than its unix socket
+  // More gate scripts to measure in each round, e.g. an older gate.lua: {path, text}.
+  std::vector<std::pair<std::string, std::string>> also;
 };
 
 struct RunResult {
@@ -122,8 +131,11 @@ double server_cpu_s(turnstile::testing::RedisClient& client) {
   return total;
 }
 
-RunResult run_once(const turnstile::testing::RedisServer& server, std::string_view script, const Options& options,
-                   int run) {
+RunResult run_once(const turnstile::testing::RedisServer& server, const std::string& url, std::string_view script,
+                   const Options& options, int run) {
+  // Every run starts from an empty store, so that what one script leaves
+  // behind (its keys, their encoding) does not weigh on the next.
+  turnstile::testing::RedisClient(server.socket_path()).text({"FLUSHALL"});
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
   std::atomic<bool> stop{false};
@@ -135,7 +147,7 @@ RunResult run_once(const turnstile::testing::RedisServer& server, std::string_vi
   for (int t = 0; t < options.threads; ++t) {
     threads.emplace_back([&, t] {
       RedisStoreConfig config;
-      config.endpoint = std::get<turnstile::adapters::RedisEndpoint>(turnstile::adapters::parse_redis_url(server.url()));
+      config.endpoint = std::get<turnstile::adapters::RedisEndpoint>(turnstile::adapters::parse_redis_url(url));
       config.script = script;
       RedisStore store(config);
       turnstile::core::Rng rng(turnstile::core::derive_seed(20261127, static_cast<std::uint64_t>(run * 1000 + t)));
@@ -220,6 +232,23 @@ RunResult run_once(const turnstile::testing::RedisServer& server, std::string_vi
   return result;
 }
 
+// A loopback TCP port that nothing listened on when asked, or -1.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
@@ -243,15 +272,16 @@ bool parse_options(int argc, char** argv, Options& options) {
       options.capacity = std::atoi(value);
     } else if (flag == "--clients") {
       options.clients = std::atoi(value);
+    } else if (flag == "--tcp") {
+      options.tcp = std::string_view(value) == "1";
     } else if (flag == "--admits") {
       options.admits = std::atoi(value);
     } else if (flag == "--also") {
-      options.also_path = value;
       std::ifstream in(value);
       std::ostringstream text;
       text << in.rdbuf();
-      options.also_text = text.str();
-      if (!in || options.also_text.empty()) return false;
+      if (!in || text.str().empty()) return false;
+      options.also.emplace_back(value, text.str());
     } else {
       return false;
     }
@@ -267,13 +297,25 @@ int main(int argc, char** argv) {
   if (!parse_options(argc, argv, options)) {
     std::fprintf(stderr,
                  "usage: redis_gate_bench [--seconds S] [--runs N] [--threads T] [--pools P] [--capacity C] "
-                 "[--clients K] [--admits A (0-39, per 40 ops)] [--also OTHER_GATE.lua]\n(pools x clients must be at least threads)\n");
+                 "[--clients K] [--admits A (0-39, per 40 ops)] [--tcp 0|1] [--also OTHER_GATE.lua]...\n(pools x clients must be at least threads)\n");
     return 2;
   }
   turnstile::testing::RedisServer server;
   if (!server.error().empty()) {
     std::fprintf(stderr, "redis-server: %s\n", server.error().c_str());
     return 1;
+  }
+  // Over TCP the server also listens on a loopback port, one that was free a
+  // moment ago (bound, read and closed here), set with CONFIG SET.
+  std::string url = server.url();
+  if (options.tcp) {
+    const int port = free_port();
+    turnstile::testing::RedisClient admin(server.socket_path());
+    if (port <= 0 || admin.text({"CONFIG", "SET", "port", std::to_string(port)}) != "OK") {
+      std::fprintf(stderr, "could not open a TCP port on the server\n");
+      return 1;
+    }
+    url = "redis://127.0.0.1:" + std::to_string(port);
   }
   struct Script {
     std::string name;
@@ -282,20 +324,20 @@ int main(int argc, char** argv) {
   };
   std::vector<Script> scripts = {{"gate.lua", turnstile::adapters::kGateLua, {}, {}, {}, {}, {}},
                                  {"trivial", kTrivialScript, {}, {}, {}, {}, {}}};
-  if (!options.also_text.empty()) scripts.push_back({options.also_path, options.also_text, {}, {}, {}, {}, {}});
-  std::printf("%d threads, %d pools x %d clients, capacity %d, %d admits per 40 ops, %.1f s per run, %d rounds\n",
+  for (const auto& [path, text] : options.also) scripts.push_back({path.substr(path.rfind('/') + 1), text, {}, {}, {}, {}, {}});
+  std::printf("%d threads, %d pools x %d clients, capacity %d, %d admits per 40 ops, %.1f s per run, %d rounds, %s\n",
               options.threads, options.pools, options.clients, options.capacity, options.admits, options.seconds,
-              options.runs);
+              options.runs, url.c_str());
   std::printf("rate ratio: ops/s over the trivial script's in the same round; server ratio: the trivial script's\n"
               "server CPU per op over this script's (what one Redis could serve if it were the bottleneck)\n");
-  std::printf("%-5s %-12s %10s %7s %10s %11s %7s\n", "round", "script", "ops/s", "rate", "us/EVALSHA", "cpu us/op",
+  std::printf("%-5s %-16s %10s %7s %10s %11s %7s\n", "round", "script", "ops/s", "rate", "us/EVALSHA", "cpu us/op",
               "server");
   RunResult last_gate;
   for (int run = 0; run < options.runs; ++run) {
     // Alternating the scripts keeps a change in the machine's load from
     // favouring one of them.
     std::vector<RunResult> results;
-    for (const Script& script : scripts) results.push_back(run_once(server, script.text, options, run));
+    for (const Script& script : scripts) results.push_back(run_once(server, url, script.text, options, run));
     const RunResult& trivial = results[1];
     for (std::size_t i = 0; i < scripts.size(); ++i) {
       const RunResult& r = results[i];
@@ -305,7 +347,7 @@ int main(int argc, char** argv) {
       }
       const double rate_ratio = r.ops_per_s / trivial.ops_per_s;
       const double cpu_ratio = trivial.cpu_us_per_op / r.cpu_us_per_op;
-      std::printf("%-5d %-12.12s %10.0f %6.1f%% %10.2f %11.2f %6.1f%%\n", run + 1, scripts[i].name.c_str(), r.ops_per_s,
+      std::printf("%-5d %-16.16s %10.0f %6.1f%% %10.2f %11.2f %6.1f%%\n", run + 1, scripts[i].name.c_str(), r.ops_per_s,
                   100 * rate_ratio, r.usec_per_call, r.cpu_us_per_op, 100 * cpu_ratio);
       scripts[i].rates.push_back(r.ops_per_s);
       scripts[i].usec.push_back(r.usec_per_call);
@@ -317,7 +359,7 @@ int main(int argc, char** argv) {
     last_gate = results[0];
   }
   for (const Script& script : scripts) {
-    std::printf("%-5s %-12.12s %10.0f %6.1f%% %10.2f %11.2f %6.1f%%\n", "med", script.name.c_str(),
+    std::printf("%-5s %-16.16s %10.0f %6.1f%% %10.2f %11.2f %6.1f%%\n", "med", script.name.c_str(),
                 median(script.rates), 100 * median(script.rate_ratios), median(script.usec), median(script.cpu),
                 100 * median(script.cpu_ratios));
   }
