@@ -29,6 +29,13 @@
 --               step's one HMGET reads it
 --   low         a lower bound of every score in the index, now and later
 --               (see G2 below)
+--   layout      written with the pool's first session: a value longer than
+--               Redis's hash-max-listpack-value (64 bytes by default), so
+--               that Redis keeps the hash as a hash table, where a step finds
+--               a field in constant time, rather than as a listpack, which
+--               it scans field by field (up to hash-max-listpack-entries
+--               fields, 512 by default: about 250 sessions). Redis never
+--               turns a hash table back into a listpack.
 --   s:<client>  one session, ten fields joined by "|" (no id contains it):
 --               token|seq|admitted_at|episode|last_request|last_issued|
 --               outcome|decision token|victim|held
@@ -44,11 +51,15 @@
 -- at least as large. So one step costs O(log n) plus what it removes or
 -- raises, and each score is raised at most once per step that moved it.
 --
--- Cost: a redis.call costs about as much as the rest of a step, and Lua
--- work (closures, string.format, pattern matches) adds up, so the common
--- steps do little of either. A heartbeat or a resume is one HMGET and one
--- HSET; G2 searches the index only when `low` says a session may be gone;
--- the helpers of G3-G7 are made only by the steps that use them.
+-- Cost (bench/RESULTS.md): each redis.call, and each field it reads, costs
+-- about as much as a pattern match, so a heartbeat or a resume is one HMGET
+-- and one HSET, and G2 searches the index only when `low` says a session may
+-- be gone. The rest is Lua, where small things add up: a closure costs an
+-- allocation, and one more per local it captures; tonumber() and
+-- string.format() go through strtod() and printf(); each capture of a match
+-- makes a string. So the common steps make no closure past the first few,
+-- read numbers by arithmetic (below), and split a session only as far as
+-- they need; G6-G8 define their helpers only when they run.
 --
 -- The core keeps its sessions in a vector: a new session is appended, one
 -- rotated in (G7) takes its victim's place, removals keep the others' order.
@@ -61,12 +72,16 @@
 -- print a number with %.14g (9.007199254741e+15), so a number computed here
 -- goes out through fmt(). Numbers that only pass through (a session's seq,
 -- admitted_at, last_seen and last_issued, `now` and issued_at from the
--- arguments) stay in the decimal text they came in, digits only, and are read
--- with tonumber() where a decision compares them.
+-- arguments) stay in the decimal text they came in, digits only. The steps
+-- read such text as a number by arithmetic (`text + 0`), which converts it
+-- once where tonumber() converts it twice; only text checked or written by
+-- the script is read so, as arithmetic on anything else is an error.
 
 local key = KEYS[1]
 local seen_key = KEYS[2]
-local op = ARGV[1]
+-- ARGV is a global; a local is read without a table lookup.
+local argv = ARGV
+local op = argv[1]
 
 local function fail(message)
   error({err = 'ERR turnstile gate.lua: ' .. message})
@@ -76,34 +91,28 @@ local function fmt(n)
   return string.format('%.0f', n)
 end
 
-local SESSION = '^(%d+)|(%d+)|(%d+)|([^|]+)|([^|]+)|(%d+)|([%a_]+)|(%d*)|([^|]*)|(%d+)$'
-
--- A session from its s: field and its last_seen (a number, or nil where the
--- step does not read it). The numbers stay decimal text (see above).
-local function decode(client, raw, last_seen)
-  local token, seq, admitted_at, episode, last_request, last_issued,
-        outcome, decision_token, victim, held = string.match(raw, SESSION)
-  if token == nil then fail('malformed session of client ' .. client) end
-  return {
-    client = client,
-    last_seen = last_seen,
-    admitted_at = admitted_at,
-    seq = seq,
-    token = token,
-    episode = episode,
-    last_request = last_request,
-    last_issued = last_issued,
-    decision = {outcome, decision_token, victim, held},
-  }
-end
-
-local function encode(s)
-  local d = s.decision
-  return s.token .. '|' .. s.seq .. '|' .. s.admitted_at .. '|' .. s.episode .. '|' ..
-         s.last_request .. '|' .. s.last_issued .. '|' .. d[1] .. '|' .. d[2] .. '|' .. d[3] .. '|' .. d[4]
-end
-
 if op == 'state' then
+  local SESSION = '^(%d+)|(%d+)|(%d+)|([^|]+)|([^|]+)|(%d+)|([%a_]+)|(%d*)|([^|]*)|(%d+)$'
+
+  -- A session from its s: field: ten fields joined by "|" (see the hash's
+  -- fields above). The numbers stay decimal text (see above).
+  local function decode(client, raw, last_seen)
+    local token, seq, admitted_at, episode, last_request, last_issued,
+          outcome, decision_token, victim, held = string.match(raw, SESSION)
+    if token == nil then fail('malformed session of client ' .. client) end
+    return {
+      client = client,
+      last_seen = last_seen,
+      admitted_at = admitted_at,
+      seq = seq,
+      token = token,
+      episode = episode,
+      last_request = last_request,
+      last_issued = last_issued,
+      decision = {outcome, decision_token, victim, held},
+    }
+  end
+
   local fields = redis.call('HGETALL', key)
   local last_now, last_token = 0, 0
   local stored_held, low = nil, nil
@@ -124,7 +133,7 @@ if op == 'state' then
       ordered[#ordered + 1] = decode(string.sub(name, 3), value, nil)
     elseif prefix == 'l:' then
       seen[string.sub(name, 3)] = value
-    elseif name ~= 'seq' then
+    elseif name ~= 'seq' and name ~= 'layout' then
       fail('unknown field ' .. name)
     end
   end
@@ -159,21 +168,23 @@ end
 
 -- The arguments a step reads, checked with as few pattern matches as a
 -- step affords (it is short enough for them to count): the caller's clock,
--- capacity, ttl and grace must be decimal integers.
-local clock, now_arg, client = ARGV[2], ARGV[3], ARGV[7]
-if #ARGV < 8 then fail('a step takes at least 8 arguments') end
+-- capacity, ttl and grace must be decimal integers, that is non-empty and
+-- digits only, which one match over them joined checks.
+local clock, now_arg, client = argv[2], argv[3], argv[7]
+if #argv < 8 then fail('a step takes at least 8 arguments') end
 if clock == 'caller' then
-  if not string.find(now_arg .. ' ' .. ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6], '^%d+ %d+ %d+ %d+$') then
+  if now_arg == '' or argv[4] == '' or argv[5] == '' or argv[6] == '' or
+     not string.find(now_arg .. argv[4] .. argv[5] .. argv[6], '^%d+$') then
     fail('arguments 3 to 6 must be decimal integers')
   end
   -- More digits could round below 2^53 in tonumber().
   if #now_arg > 16 then fail('argument 3 must be at most 2^53 - 1') end
 elseif clock ~= 'redis' then
   fail('argument 2 must be caller or redis')
-elseif not string.find(ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[6], '^%d+ %d+ %d+$') then
+elseif argv[4] == '' or argv[5] == '' or argv[6] == '' or not string.find(argv[4] .. argv[5] .. argv[6], '^%d+$') then
   fail('arguments 4 to 6 must be decimal integers')
 end
-local capacity, ttl, grace = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local capacity, ttl, grace = argv[4] + 0, argv[5] + 0, argv[6] + 0
 if capacity < 1 or ttl < 1 then fail('capacity and ttl must be at least 1') end
 if capacity > 9007199254740991 or ttl > 9007199254740991 or grace > 9007199254740991 then
   fail('arguments 4 to 6 must be at most 2^53 - 1')
@@ -181,58 +192,58 @@ end
 if client == '' or string.find(client, '|', 1, true) then fail('argument 7 must be a non-empty id') end
 -- Every argument is checked before anything is written: a script that
 -- fails half way keeps what it wrote.
-local episode, request, issued_at
+local episode, request, issued_at_text = argv[8], argv[9], argv[10]
+local issued_at
 if op == 'admit' then
-  -- A decimal integer argument from 0 to 2^53 - 1, which a double holds exactly.
-  local function int_arg(i)
-    local text = ARGV[i]
-    if text == nil or #text > 16 or not string.find(text, '^%d+$') then
-      fail('argument ' .. i .. ' must be a decimal integer')
-    end
-    local n = tonumber(text)
-    if n > 9007199254740991 then fail('argument ' .. i .. ' must be at most 2^53 - 1') end
-    return n
+  if episode == '' or string.find(episode, '|', 1, true) then fail('argument 8 must be a non-empty id') end
+  if request == nil or request == '' or string.find(request, '|', 1, true) then
+    fail('argument 9 must be a non-empty id')
   end
-  local function text_arg(i)
-    local text = ARGV[i]
-    if text == nil or text == '' or string.find(text, '|', 1, true) then
-      fail('argument ' .. i .. ' must be a non-empty id')
-    end
-    return text
+  -- A decimal integer from 0 to 2^53 - 1, which a double holds exactly.
+  if issued_at_text == nil or #issued_at_text > 16 or not string.find(issued_at_text, '^%d+$') then
+    fail('argument 10 must be a decimal integer')
   end
-  episode, request, issued_at = text_arg(8), text_arg(9), int_arg(10)
+  issued_at = issued_at_text + 0
+  if issued_at > 9007199254740991 then fail('argument 10 must be at most 2^53 - 1') end
 end
 
 -- Everything a step reads from the hash, in one call: a heartbeat or a
--- release reads the first four fields, an admit also the counters. A
--- missing field reads as false. `token` and `seq` are read as numbers only
--- by the steps that hand out new ones.
+-- release reads the first four fields, an admit also the token counter. A
+-- missing field reads as false. `token` is read as a number only by the
+-- steps that hand out new ones; `seq`, by the one that adds a session.
 local meta
 if op == 'admit' then
-  meta = redis.call('HMGET', key, 'now', 'held', 'low', 's:' .. client, 'token', 'seq')
+  meta = redis.call('HMGET', key, 'now', 'held', 'low', 's:' .. client, 'token')
 else
   meta = redis.call('HMGET', key, 'now', 'held', 'low', 's:' .. client)
 end
-local last_now = tonumber(meta[1]) or 0
-local stored_held = tonumber(meta[2])
-local low = tonumber(meta[3])
+local last_now = (meta[1] or 0) + 0
+-- Slots held, the index's cardinality, as a number and as the text stored.
+-- A pool written before `held` and `low` were kept has neither: G2 below
+-- then searches the index, counts it and stores both.
+local held, held_text = meta[2] and meta[2] + 0, meta[2]
+local low = meta[3] and meta[3] + 0
 -- The client's own session, unless G2 prunes it below: its hash field.
 local own_raw = meta[4]
--- Slots held, the index's cardinality. A pool written before `held` was
--- kept in the hash counts it once; finish() stores it from then on.
-local held = stored_held
-if held == nil then held = redis.call('ZCARD', seen_key) end
 
--- What the step writes to the hash, applied by finish(): fields removed
--- first (a client pruned by G2 may be admitted again in the same step), then
--- fields set. The index is written as the step goes.
-local removed = {}
-local writes = {}
-
-local function set(name, value)
-  writes[#writes + 1] = name
-  writes[#writes + 1] = value
+-- G1: time never runs backwards inside a pool. now_text is `now` in decimal:
+-- the caller's argument or the stored field as they are.
+local now, now_text
+if clock == 'caller' then
+  now, now_text = now_arg + 0, now_arg
+  if now > 9007199254740991 then fail('argument 3 must be at most 2^53 - 1') end
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now_text = fmt(now)
 end
+if now < last_now then now, now_text = last_now, meta[1] end
+
+-- The fields the step sets in the hash, written in one HSET as it answers,
+-- at the end of the script. Everything else a step writes, it writes as it
+-- goes. Steps add to it in place rather than through a helper, as a
+-- closure costs the common steps more than the lines it saves (see Cost).
+local writes = {}
 
 -- `command target args...`, in batches of 1000 arguments (an even number,
 -- so pairs stay together), as unpack() puts every argument on Lua's stack.
@@ -241,33 +252,6 @@ local function call_batched(command, target, args)
     redis.call(command, target, unpack(args, i, math.min(i + 999, #args)))
   end
 end
-
--- `held_after` is the pool's slots held after the step, as every decision reports it.
-local function finish(outcome, token, victim, held_after)
-  call_batched('HDEL', key, removed)
-  if held_after ~= stored_held then set('held', fmt(held_after)) end
-  if #writes > 0 then redis.call('HSET', key, unpack(writes)) end
-  return {outcome, token, victim, held_after}
-end
-
-local function remove_session(c)
-  removed[#removed + 1] = 's:' .. c
-  removed[#removed + 1] = 'l:' .. c
-end
-
--- G1: time never runs backwards inside a pool. now_text is `now` in decimal:
--- the caller's argument or the stored field as they are.
-local now, now_text
-if clock == 'caller' then
-  now, now_text = tonumber(now_arg), now_arg
-  if now > 9007199254740991 then fail('argument 3 must be at most 2^53 - 1') end
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  now_text = fmt(now)
-end
-if now < last_now then now, now_text = last_now, meta[1] end
-if now ~= last_now then set('now', now_text) end
 
 -- G2: every gone session is removed and its token dies. Gone means
 -- now - last_seen > ttl + grace, that is last_seen < now - ttl - grace. When
@@ -284,11 +268,17 @@ if now ~= last_now then set('now', now_text) end
 -- the smallest score never decreases. `low`, the smallest score when the
 -- index was last searched, therefore bounds every score, and so every
 -- last_seen, from below until the next search: while low is not below the
--- gone bound, no session is gone and the index need not be searched.
+-- gone bound, no session is gone and the index need not be searched. So the
+-- common step, with nothing gone, reads one field for G2 and writes none.
+--
+-- A search writes what it changes at once, `now` included: G1 and G2 are a
+-- whole step by themselves (one that answers gone or blocked), so a step that
+-- fails after them, on a malformed session say, leaves a consistent pool.
 local gone_before = now - ttl - grace
-if low == nil or low < gone_before then
+if not low or low < gone_before then
+  if not held then held = redis.call('ZCARD', seen_key) end
   local suspects = redis.call('ZRANGEBYSCORE', seen_key, '-inf', '(' .. fmt(gone_before), 'WITHSCORES')
-  local gone, raised = {}, {}
+  local gone, gone_fields, raised = {}, {}, {}
   -- Read in batches of 500 clients, as unpack() puts every name on Lua's stack.
   for first = 1, #suspects, 1000 do
     local last = math.min(first + 999, #suspects)
@@ -304,215 +294,229 @@ if low == nil or low < gone_before then
       else
         -- Without an l: field the score is the exact last_seen.
         gone[#gone + 1] = c
-        remove_session(c)
+        gone_fields[#gone_fields + 1] = 's:' .. c
+        gone_fields[#gone_fields + 1] = 'l:' .. c
         if c == client then own_raw = nil end
       end
     end
   end
   call_batched('ZREM', seen_key, gone)
   call_batched('ZADD', seen_key, raised)
+  call_batched('HDEL', key, gone_fields)
   held = held - #gone
+  held_text = fmt(held)
   -- The smallest score left; with none, every later one is at least now.
   local first = redis.call('ZRANGE', seen_key, 0, 0, 'WITHSCORES')
-  set('low', first[2] or now_text)
+  redis.call('HSET', key, 'now', now_text, 'held', held_text, 'low', first[2] or now_text)
+elseif now ~= last_now then
+  writes[1], writes[2] = 'now', now_text
 end
 
-if op == 'heartbeat' then
-  -- G11: only the session's current token (the first field of its session)
-  -- keeps it alive. The index score stays behind (see above).
-  if own_raw and string.match(own_raw, '^(%d+)|') == ARGV[8] then
-    set('l:' .. client, now_text)
-    return finish('alive', '', '', held)
-  end
-  return finish('gone', '', '', held)
-end
+-- The step's answer: {outcome, token, victim}, and slots held after it.
+local outcome, token, victim = nil, '', ''
 
-if op == 'release' then
-  -- G12: only the session's current token frees the slot.
-  if own_raw and string.match(own_raw, '^(%d+)|') == ARGV[8] then
-    remove_session(client)
+if op == 'heartbeat' or op == 'release' then
+  -- G11, G12: only the session's current token (the first field of its
+  -- session) keeps it alive or frees its slot.
+  if not (own_raw and string.match(own_raw, '^(%d+)|') == argv[8]) then
+    outcome = 'gone'
+  elseif op == 'heartbeat' then
+    -- The index score stays behind (see G2).
+    outcome = 'alive'
+    writes[#writes + 1] = 'l:' .. client
+    writes[#writes + 1] = now_text
+  else
+    outcome = 'released'
+    redis.call('HDEL', key, 's:' .. client, 'l:' .. client)
     redis.call('ZREM', seen_key, client)
-    return finish('released', '', '', held - 1)
+    held = held - 1
+    writes[#writes + 1] = 'held'
+    writes[#writes + 1] = fmt(held)
   end
-  return finish('gone', '', '', held)
-end
-
--- From here on: admit (G3-G10).
-local issued_at_text = ARGV[10]
-
--- Strings compare bytewise, as std::string does. Lua's `<` on strings calls
--- strcoll(), and Redis takes LC_COLLATE from its environment, so under a
--- locale such as en_US.UTF-8 "B" < "a" would be false.
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
-
--- G10: what every session created or updated by G5-G7 records. The index
--- score of a session that stays is left behind; a new one gets its score
--- from the caller.
-local function record_intent(s, decision)
-  s.last_request = request
-  s.last_issued = issued_at_text
-  s.decision = decision
-  s.last_seen = now
-  set('s:' .. s.client, encode(s))
-  set('l:' .. s.client, now_text)
-end
-
--- Slots held in decimal, for a decision a session records; the stored text
--- while it is still right.
-local function held_text()
-  if held == stored_held then return meta[2] end
-  return fmt(held)
-end
-
--- A new token (G9): the pool's counter, incremented.
-local function new_token()
-  local last_token = (tonumber(meta[5]) or 0) + 1
-  local text = fmt(last_token)
-  set('token', text)
-  return text
-end
-
-if own_raw then
-  -- last_seen is not read by G3-G5; record_intent sets it.
-  local own = decode(client, own_raw, nil)
-  -- G3: a replay of the request that made the session's current state.
-  if own.last_request == request then
-    local d = own.decision
-    return finish(d[1], d[2], d[3], held)
-  end
-  -- G4: an intent older than the one already applied changes nothing.
-  local own_issued = tonumber(own.last_issued)
-  if issued_at < own_issued or
-     (issued_at == own_issued and bytes_less(request, own.last_request)) then
-    return finish('superseded', '', '', held)
-  end
-  -- G5: the owner keeps its slot, live or idle, and is never blocked.
-  local outcome = 'resumed'
-  if own.episode ~= episode then
-    own.token = new_token()
-    own.episode = episode
-    outcome = 'switched'
-  end
-  record_intent(own, {outcome, own.token, '', held_text()})
-  return finish(outcome, own.token, '', held)
-end
-
--- G7's order: smallest last_seen, then smallest admitted_at, then smallest client id.
-local function older_than(a, b)
-  if a.last_seen ~= b.last_seen then return a.last_seen < b.last_seen end
-  if a.admitted_at ~= b.admitted_at then return a.admitted_at < b.admitted_at end
-  return bytes_less(a.client, b.client)
-end
-
--- The index entries `entries` (client, score, client, score, ...) with their
--- sessions and real last_seen, read in batches of 500 clients; a stale
--- score is raised to its last_seen. Returns a list of {client, raw,
--- last_seen}.
-local function load(entries)
-  local out, raised = {}, {}
-  for first = 1, #entries, 1000 do
-    local last = math.min(first + 999, #entries)
-    local names = {}
-    for i = first, last, 2 do
-      names[#names + 1] = 's:' .. entries[i]
-      names[#names + 1] = 'l:' .. entries[i]
+else
+  -- An admit (G3-G10).
+  -- Strings compare bytewise, as std::string does. Lua's `<` on strings calls
+  -- strcoll(), and Redis takes LC_COLLATE from its environment, so under a
+  -- locale such as en_US.UTF-8 "B" < "a" would be false.
+  local function bytes_less(a, b)
+    local n = math.min(#a, #b)
+    for i = 1, n do
+      local x, y = string.byte(a, i), string.byte(b, i)
+      if x ~= y then return x < y end
     end
-    local got = redis.call('HMGET', key, unpack(names))
-    for i = first, last, 2 do
-      local c, score = entries[i], entries[i + 1]
-      local raw, text = got[i - first + 1], got[i - first + 2]
-      if not raw then fail('the index names client ' .. c .. ', which has no session') end
-      -- Without an l: field the score is the exact last_seen.
-      local last_seen = tonumber(text or score)
-      if last_seen ~= tonumber(score) then
-        raised[#raised + 1] = text
-        raised[#raised + 1] = c
-      end
-      out[#out + 1] = {client = c, raw = raw, last_seen = last_seen}
-    end
+    return #a < #b
   end
-  call_batched('ZADD', seen_key, raised)
-  return out
-end
 
--- How many index entries G7 reads at a time.
-local G7_BATCH = 16
+  -- A new token (G9): the pool's counter, incremented.
+  local function new_token()
+    local text = fmt((meta[5] or 0) + 1)
+    writes[#writes + 1] = 'token'
+    writes[#writes + 1] = text
+    return text
+  end
 
--- G7's candidates: the sessions with the smallest last_seen, if it is idle.
--- Gone sessions were pruned above, so a last_seen older than ttl is idle.
--- The index is read from its smallest score up, G7_BATCH entries at a time;
--- reading a batch raises its stale scores. Entries after a batch have scores,
--- and so last_seens, at least the batch's last score `edge`; so when the
--- batch's smallest last_seen m is below edge (or the batch is the whole
--- index) m is the pool's smallest and every session holding it is in the
--- batch; when m equals edge, the sessions holding it are exactly those whose
--- score is now edge and whose last_seen is edge; when m is above edge, every
--- score in the batch was stale and has been raised, and the next batch is
--- read. Each such round raises G7_BATCH scores, so the pool's size bounds
--- the rounds.
-local function oldest_idle()
-  for _ = 0, held do
-    local batch = redis.call('ZRANGE', seen_key, 0, G7_BATCH - 1, 'WITHSCORES')
-    if #batch == 0 then return nil end
-    -- The smallest score bounds every last_seen from below: if even it is
-    -- live, every session is.
-    if now - tonumber(batch[2]) <= ttl then return nil end
-    local edge_text = batch[#batch]
-    local edge = tonumber(edge_text)
-    local loaded = load(batch)
-    local m = loaded[1].last_seen
-    for _, s in ipairs(loaded) do
-      if s.last_seen < m then m = s.last_seen end
+  if own_raw then
+    -- The client's session, split only as far as G3-G5 need: its token, its
+    -- place (`seq|admitted_at`, kept as it is), episode, last_request,
+    -- last_issued, and its last decision in one piece. Each capture costs,
+    -- and this is the common admit.
+    local own_token, place, own_episode, last_request, last_issued, last_decision =
+        string.match(own_raw, '^(%d+)|(%d+|%d+)|([^|]+)|([^|]+)|(%d+)|([%a_]+|%d*|[^|]*|%d+)$')
+    if own_token == nil then fail('malformed session of client ' .. client) end
+    local own_issued = last_issued + 0
+    if last_request == request then
+      -- G3: a replay of the request that made the session's current state.
+      outcome, token, victim = string.match(last_decision, '^([^|]*)|([^|]*)|([^|]*)|')
+    elseif issued_at < own_issued or (issued_at == own_issued and bytes_less(request, last_request)) then
+      -- G4: an intent older than the one already applied changes nothing.
+      outcome = 'superseded'
+    else
+      -- G5: the owner keeps its slot, live or idle, and is never blocked.
+      outcome, token = 'resumed', own_token
+      if own_episode ~= episode then outcome, token = 'switched', new_token() end
+      -- G10. The index score stays behind (see G2).
+      writes[#writes + 1] = 's:' .. client
+      writes[#writes + 1] = token .. '|' .. place .. '|' .. episode .. '|' .. request .. '|' .. issued_at_text .. '|' ..
+                            outcome .. '|' .. token .. '||' .. held_text
+      writes[#writes + 1] = 'l:' .. client
+      writes[#writes + 1] = now_text
     end
-    if m == edge and #batch == 2 * G7_BATCH then
-      loaded = load(redis.call('ZRANGEBYSCORE', seen_key, edge_text, edge_text, 'WITHSCORES'))
+  else
+    -- G7's order: smallest last_seen, then smallest admitted_at, then smallest client id.
+    local function older_than(a, b)
+      if a.last_seen ~= b.last_seen then return a.last_seen < b.last_seen end
+      if a.admitted_at ~= b.admitted_at then return a.admitted_at < b.admitted_at end
+      return bytes_less(a.client, b.client)
     end
-    if m <= edge or #batch < 2 * G7_BATCH then
-      if now - m <= ttl then return nil end
-      local victim = nil
-      for _, entry in ipairs(loaded) do
-        if entry.last_seen == m then
-          local s = decode(entry.client, entry.raw, m)
-          -- older_than compares admitted_at as a number.
-          s.admitted_at = tonumber(s.admitted_at)
-          if victim == nil or older_than(s, victim) then victim = s end
+
+    -- The index entries `entries` (client, score, client, score, ...) with their
+    -- sessions and real last_seen, read in batches of 500 clients; a stale
+    -- score is raised to its last_seen. Returns a list of {client, raw,
+    -- last_seen}.
+    local function load(entries)
+      local out, raised = {}, {}
+      for first = 1, #entries, 1000 do
+        local last = math.min(first + 999, #entries)
+        local names = {}
+        for i = first, last, 2 do
+          names[#names + 1] = 's:' .. entries[i]
+          names[#names + 1] = 'l:' .. entries[i]
+        end
+        local got = redis.call('HMGET', key, unpack(names))
+        for i = first, last, 2 do
+          local c, score = entries[i], entries[i + 1]
+          local raw, text = got[i - first + 1], got[i - first + 2]
+          if not raw then fail('the index names client ' .. c .. ', which has no session') end
+          -- Without an l: field the score is the exact last_seen.
+          local last_seen = tonumber(text or score)
+          if last_seen ~= tonumber(score) then
+            raised[#raised + 1] = text
+            raised[#raised + 1] = c
+          end
+          out[#out + 1] = {client = c, raw = raw, last_seen = last_seen}
         end
       end
-      return victim
+      call_batched('ZADD', seen_key, raised)
+      return out
+    end
+
+    -- How many index entries G7 reads at a time.
+    local G7_BATCH = 16
+
+    -- G7's candidates: the sessions with the smallest last_seen, if it is idle.
+    -- Gone sessions were pruned above, so a last_seen older than ttl is idle.
+    -- The index is read from its smallest score up, G7_BATCH entries at a time;
+    -- reading a batch raises its stale scores. Entries after a batch have scores,
+    -- and so last_seens, at least the batch's last score `edge`; so when the
+    -- batch's smallest last_seen m is below edge (or the batch is the whole
+    -- index) m is the pool's smallest and every session holding it is in the
+    -- batch; when m equals edge, the sessions holding it are exactly those whose
+    -- score is now edge and whose last_seen is edge; when m is above edge, every
+    -- score in the batch was stale and has been raised, and the next batch is
+    -- read. Each such round raises G7_BATCH scores, so the pool's size bounds
+    -- the rounds.
+    local function oldest_idle()
+      for _ = 0, held do
+        local batch = redis.call('ZRANGE', seen_key, 0, G7_BATCH - 1, 'WITHSCORES')
+        if #batch == 0 then return nil end
+        -- The smallest score bounds every last_seen from below: if even it is
+        -- live, every session is.
+        if now - tonumber(batch[2]) <= ttl then return nil end
+        local edge_text = batch[#batch]
+        local edge = tonumber(edge_text)
+        local loaded = load(batch)
+        local m = loaded[1].last_seen
+        for _, s in ipairs(loaded) do
+          if s.last_seen < m then m = s.last_seen end
+        end
+        if m == edge and #batch == 2 * G7_BATCH then
+          loaded = load(redis.call('ZRANGEBYSCORE', seen_key, edge_text, edge_text, 'WITHSCORES'))
+        end
+        if m <= edge or #batch < 2 * G7_BATCH then
+          if now - m <= ttl then return nil end
+          local victim = nil
+          for _, entry in ipairs(loaded) do
+            if entry.last_seen == m then
+              -- The session's seq and admitted_at (see the hash's fields above);
+              -- older_than compares admitted_at as a number.
+              local seq, admitted_at = string.match(entry.raw, '^%d+|(%d+)|(%d+)|')
+              if seq == nil then fail('malformed session of client ' .. entry.client) end
+              local s = {client = entry.client, last_seen = m, admitted_at = tonumber(admitted_at), seq = seq}
+              if victim == nil or older_than(s, victim) then victim = s end
+            end
+          end
+          return victim
+        end
+      end
+      fail('the index kept stale scores after every session was read')
+    end
+
+    -- The `layout` field's value (see the hash's fields above).
+    local LAYOUT = 'hash table: this value is longer than hash-max-listpack-value, so Redis keeps the pool hash a hash table'
+    -- The new session's place (see seq above).
+    local seq
+    if held >= capacity then
+      -- G7: only an idle session may make room, the oldest first; G8 otherwise.
+      local oldest = oldest_idle()
+      if oldest == nil then
+        outcome = 'blocked_capacity'
+      else
+        outcome, victim = 'rotated', oldest.client
+        redis.call('HDEL', key, 's:' .. victim, 'l:' .. victim)
+        redis.call('ZREM', seen_key, victim)
+        -- The newcomer takes the victim's place.
+        seq = oldest.seq
+      end
+    else
+      -- G6 (or the slot G7 just freed). G13: a newcomer never raises slots held
+      -- above max(C, held before), since it enters only when held < C or by rotation.
+      outcome = 'admitted'
+      local last_seq = redis.call('HGET', key, 'seq')
+      seq = fmt((last_seq or 0) + 1)
+      held = held + 1
+      held_text = fmt(held)
+      writes[#writes + 1] = 'seq'
+      writes[#writes + 1] = seq
+      writes[#writes + 1] = 'held'
+      writes[#writes + 1] = held_text
+      if not last_seq then
+        writes[#writes + 1] = 'layout'
+        writes[#writes + 1] = LAYOUT
+      end
+    end
+    if outcome ~= 'blocked_capacity' then
+      -- G10: the new session records this intent; its index score is its
+      -- last_seen, now.
+      token = new_token()
+      writes[#writes + 1] = 's:' .. client
+      writes[#writes + 1] = token .. '|' .. seq .. '|' .. now_text .. '|' .. episode .. '|' .. request .. '|' ..
+                            issued_at_text .. '|' .. outcome .. '|' .. token .. '|' .. victim .. '|' .. held_text
+      writes[#writes + 1] = 'l:' .. client
+      writes[#writes + 1] = now_text
+      redis.call('ZADD', seen_key, now_text, client)
     end
   end
-  fail('the index kept stale scores after every session was read')
 end
 
-local outcome = 'admitted'
-local victim_name = ''
-local seq
-if held >= capacity then
-  -- G7: only an idle session may make room, the oldest first; G8 otherwise.
-  local victim = oldest_idle()
-  if victim == nil then return finish('blocked_capacity', '', '', held) end
-  outcome = 'rotated'
-  victim_name = victim.client
-  remove_session(victim_name)
-  redis.call('ZREM', seen_key, victim_name)
-  -- The newcomer takes the victim's place.
-  seq = victim.seq
-else
-  -- G6 (or the slot G7 just freed). G13: a newcomer never raises slots held
-  -- above max(C, held before), since it enters only when held < C or by rotation.
-  seq = fmt((tonumber(meta[6]) or 0) + 1)
-  set('seq', seq)
-  held = held + 1
-end
-local session = {client = client, episode = episode, token = new_token(), admitted_at = now_text, seq = seq}
-record_intent(session, {outcome, session.token, victim_name, held_text()})
--- A new session's score is its last_seen, now.
-redis.call('ZADD', seen_key, now_text, client)
-return finish(outcome, session.token, victim_name, held)
+if #writes > 0 then redis.call('HSET', key, unpack(writes)) end
+return {outcome, token, victim, held}
