@@ -33,6 +33,7 @@ using core::Outcome;
 using core::OutcomeClass;
 using core::PoolState;
 using testing::RedisClient;
+using testing::RedisReplyPtr;
 using testing::RedisServer;
 
 Op admit(std::string client, std::string episode, std::string request, Ms issued_at, Ms now) {
@@ -145,6 +146,69 @@ TEST(RedisUrl, ParsesUnixAndTcp) {
 TEST(RedisKeys, PoolKeysShareTheHashTag) {
   EXPECT_EQ(pool_key("tv.main"), "turnstile:{tv.main}");
   EXPECT_EQ(seen_key("tv.main"), "turnstile:{tv.main}:seen");
+}
+
+// gate.lua checks every argument before it writes anything: a malformed one
+// is refused with one line naming it (the adapter never sends one; a person
+// calling the script by hand might), and the store stays empty.
+TEST(GateLuaArguments, AMalformedArgumentIsNamedAndNothingIsWritten) {
+  RedisServer server;
+  ASSERT_EQ(server.error(), "");
+  RedisClient client(server.socket_path());
+  const std::vector<std::string_view> admit = {"admit", "caller", "1000", "2", "30000", "15000", "c1", "e1", "r1", "1000"};
+  const std::vector<std::string_view> heartbeat = {"heartbeat", "caller", "1000", "2", "30000", "15000", "c1", "1"};
+  struct Case {
+    std::vector<std::string_view> args;
+    std::size_t at;  // the argument replaced (0-based), or args.size() to cut the list there
+    std::string_view value;
+    std::string_view message;
+  };
+  const std::vector<Case> cases = {
+      {admit, 0, "bogus", "argument 1 must be admit, heartbeat, release or state"},
+      {admit, 1, "wall", "argument 2 must be caller or redis"},
+      {admit, 2, "12a", "arguments 3 to 6 must be decimal integers"},
+      {admit, 2, "", "arguments 3 to 6 must be decimal integers"},
+      {admit, 3, "", "arguments 3 to 6 must be decimal integers"},
+      {admit, 4, "1e3", "arguments 3 to 6 must be decimal integers"},
+      {heartbeat, 5, "-1", "arguments 3 to 6 must be decimal integers"},
+      {admit, 2, "12345678901234567", "argument 3 must be at most 2^53 - 1"},
+      {admit, 3, "0", "capacity and ttl must be at least 1"},
+      {heartbeat, 4, "0", "capacity and ttl must be at least 1"},
+      {admit, 3, "9007199254740992", "arguments 4 to 6 must be at most 2^53 - 1"},
+      {admit, 6, "", "argument 7 must be a non-empty id"},
+      {heartbeat, 6, "a|b", "argument 7 must be a non-empty id"},
+      {admit, 7, "", "argument 8 must be a non-empty id"},
+      {admit, 8, "r|1", "argument 9 must be a non-empty id"},
+      {admit, 9, "x", "argument 10 must be a decimal integer"},
+      {admit, 9, "9007199254740992", "argument 10 must be at most 2^53 - 1"},
+      {admit, 9, "", "argument 10 must be a decimal integer"},
+      {heartbeat, 7, "", "a step takes at least 8 arguments"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string_view> command = {"EVAL", kGateLua, "2", pool_key("p"), seen_key("p")};
+    for (std::size_t i = 0; i < c.args.size(); ++i) {
+      if (i == c.at && c.message == "a step takes at least 8 arguments") break;
+      command.push_back(i == c.at ? c.value : c.args[i]);
+    }
+    RedisReplyPtr reply = client.command(command);
+    ASSERT_TRUE(reply);
+    const std::string label = std::string(c.args[0]) + " with argument " + std::to_string(c.at + 1) + " = \"" +
+                              std::string(c.value) + "\"";
+    ASSERT_EQ(reply->type, REDIS_REPLY_ERROR) << label;
+    const std::string error(reply->str, reply->len);
+    // Redis appends where the script failed: " script: <sha>, on @user_script:<line>."
+    EXPECT_EQ(error.rfind("ERR turnstile gate.lua: " + std::string(c.message) + " script: ", 0), 0u)
+        << label << ": " << error;
+    EXPECT_EQ(client.text({"DBSIZE"}), "0") << label;
+  }
+  // The unchanged lists are accepted, so each case above failed on its one change.
+  for (const auto& args : {admit, heartbeat}) {
+    std::vector<std::string_view> command = {"EVAL", kGateLua, "2", pool_key("p"), seen_key("p")};
+    command.insert(command.end(), args.begin(), args.end());
+    RedisReplyPtr reply = client.command(command);
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->type, REDIS_REPLY_ARRAY) << args[0];
+  }
 }
 
 TEST_F(GateOnRedis, G6_G8_G9_AdmitsUntilFullThenBlocks) {

@@ -57,7 +57,7 @@ class RedisClient {
   bool ok() const { return context_ != nullptr && context_->err == 0; }
 
   // The reply, or null on a connection error.
-  RedisReplyPtr command(std::initializer_list<std::string_view> args) {
+  RedisReplyPtr command(const std::vector<std::string_view>& args) {
     std::vector<const char*> argv;
     std::vector<std::size_t> lengths;
     for (std::string_view arg : args) {
@@ -70,7 +70,7 @@ class RedisClient {
   }
 
   // The reply's text (status, string or error), or "<no reply>".
-  std::string text(std::initializer_list<std::string_view> args) {
+  std::string text(const std::vector<std::string_view>& args) {
     RedisReplyPtr reply = command(args);
     if (!reply) return "<no reply>";
     if (reply->type == REDIS_REPLY_INTEGER) return std::to_string(reply->integer);
