@@ -155,6 +155,8 @@ TEST(GateLuaArguments, AMalformedArgumentIsNamedAndNothingIsWritten) {
   RedisServer server;
   ASSERT_EQ(server.error(), "");
   RedisClient client(server.socket_path());
+  const std::string pool = pool_key("p");
+  const std::string seen = seen_key("p");
   const std::vector<std::string_view> admit = {"admit", "caller", "1000", "2", "30000", "15000", "c1", "e1", "r1", "1000"};
   const std::vector<std::string_view> heartbeat = {"heartbeat", "caller", "1000", "2", "30000", "15000", "c1", "1"};
   struct Case {
@@ -185,7 +187,7 @@ TEST(GateLuaArguments, AMalformedArgumentIsNamedAndNothingIsWritten) {
       {heartbeat, 7, "", "a step takes at least 8 arguments"},
   };
   for (const Case& c : cases) {
-    std::vector<std::string_view> command = {"EVAL", kGateLua, "2", pool_key("p"), seen_key("p")};
+    std::vector<std::string_view> command = {"EVAL", kGateLua, "2", pool, seen};
     for (std::size_t i = 0; i < c.args.size(); ++i) {
       if (i == c.at && c.message == "a step takes at least 8 arguments") break;
       command.push_back(i == c.at ? c.value : c.args[i]);
@@ -203,7 +205,7 @@ TEST(GateLuaArguments, AMalformedArgumentIsNamedAndNothingIsWritten) {
   }
   // The unchanged lists are accepted, so each case above failed on its one change.
   for (const auto& args : {admit, heartbeat}) {
-    std::vector<std::string_view> command = {"EVAL", kGateLua, "2", pool_key("p"), seen_key("p")};
+    std::vector<std::string_view> command = {"EVAL", kGateLua, "2", pool, seen};
     command.insert(command.end(), args.begin(), args.end());
     RedisReplyPtr reply = client.command(command);
     ASSERT_TRUE(reply);
