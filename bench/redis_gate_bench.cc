@@ -31,11 +31,6 @@
 // --also, which may be repeated, measures another script in each round (say,
 // gate.lua as it was before a change) with its own rows.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -56,6 +51,7 @@
 #include "adapters/redis/redis_store.h"
 #include "core/gate.h"
 #include "core/rng.h"
+#include "tests/loopback_port.h"
 #include "tests/redis_server.h"
 
 namespace {
@@ -232,23 +228,6 @@ RunResult run_once(const turnstile::testing::RedisServer& server, const std::str
   return result;
 }
 
-// A loopback TCP port that nothing listened on when asked, or -1.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size();
@@ -309,7 +288,7 @@ int main(int argc, char** argv) {
   // moment ago (bound, read and closed here), set with CONFIG SET.
   std::string url = server.url();
   if (options.tcp) {
-    const int port = free_port();
+    const int port = turnstile::testing::unused_loopback_port();
     turnstile::testing::RedisClient admin(server.socket_path());
     if (port <= 0 || admin.text({"CONFIG", "SET", "port", std::to_string(port)}) != "OK") {
       std::fprintf(stderr, "could not open a TCP port on the server\n");

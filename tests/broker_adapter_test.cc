@@ -5,11 +5,7 @@
 // adapter's attempt or call, so that a broken variant defined here can be
 // shown to fail them.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <functional>
@@ -25,6 +21,7 @@
 #include "core/outcome.h"
 #include "core/retry.h"
 #include "core/rng.h"
+#include "tests/loopback_port.h"
 #include "tests/stub_broker.h"
 
 namespace turnstile::adapters {
@@ -45,19 +42,6 @@ HttpBrokerConfig config_for(const StubBroker& stub) {
   HttpBrokerConfig config;
   config.base_url = stub.base_url();
   return config;
-}
-
-// A loopback port nothing listens on: bound, read, closed.
-int closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 std::string describe(const BrokerReply& reply) {
@@ -138,7 +122,7 @@ std::vector<std::string> check_r3_classes(const AttemptFn& attempt) {
 
   // Refused: nothing listens on the port.
   HttpBrokerConfig refused_config = config;
-  refused_config.base_url = "http://127.0.0.1:" + std::to_string(closed_port());
+  refused_config.base_url = "http://127.0.0.1:" + std::to_string(testing::unused_loopback_port());
   HttpBroker refused(refused_config);
   const BrokerReply refused_reply = attempt(refused, kEpisode, HttpBroker::steady_ms() + 2000);
   if (refused_reply.result.outcome_class != OutcomeClass::transient) {

@@ -2,11 +2,7 @@
 // script against the core on hand-picked cases (SPEC G), and the adapter's
 // classification of what a real server does to an attempt (SPEC R3, R3a).
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <string>
 #include <thread>
@@ -20,6 +16,7 @@
 #include "core/outcome.h"
 #include "core/retry.h"
 #include "core/rng.h"
+#include "tests/loopback_port.h"
 #include "tests/redis_server.h"
 
 namespace turnstile::adapters {
@@ -491,25 +488,8 @@ TEST_F(StoreFaults, R3_MalformedSessionIsPermanent) {
   EXPECT_NE(store_.last_error().find("malformed session"), std::string::npos) << store_.last_error();
 }
 
-// A TCP port on which nothing listens: bound once by us, then closed.
-int closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 TEST(StoreConnection, R3_ConnectionRefusedIsTransient_R1_R4_RetriedOnceWithinBudget) {
-  const int port = closed_port();
+  const int port = testing::unused_loopback_port();
   ASSERT_GT(port, 0);
   RedisStoreConfig config;
   config.endpoint = std::get<RedisEndpoint>(parse_redis_url("redis://127.0.0.1:" + std::to_string(port)));
