@@ -1,15 +1,13 @@
 #include "cli/check_command.h"
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
 #include <ostream>
 #include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/file_io.h"
 #include "cli/sim_commands.h"
 #include "sim/check_trace.h"
 #include "sim/describe.h"
@@ -122,15 +120,6 @@ void write_json(const sim::CheckConfig& config, const sim::CheckResult& result, 
   j["steps"] = result.trace.size();
   j["trace_out"] = trace_out.empty() ? ordered_json(nullptr) : ordered_json(trace_out);
   out << j.dump() << "\n";
-}
-
-std::string write_file(const std::string& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  if (!file) return fmt::format("{}: cannot write: {}", path, std::strerror(errno));
-  file.write(text.data(), static_cast<std::streamsize>(text.size()));
-  file.close();
-  if (!file) return fmt::format("{}: cannot write", path);
-  return {};
 }
 
 // A progress line on a terminal, at most every kProgressPeriod.

@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/file_io.h"
 #include "core/response.h"
 
 namespace turnstile::cli {
@@ -609,11 +610,8 @@ int run_lincheck(std::string_view text, std::string_view source, const LincheckO
 
   const std::vector<PoolResult> results = check_pools(std::move(ops), limits, options.jobs);
   if (!options.html_path.empty()) {
-    std::ofstream file(options.html_path, std::ios::binary | std::ios::trunc);
-    file << format_html_report(results, source);
-    file.close();
-    if (!file) {
-      return fail_usage(err, fmt::format("{}: cannot write: {}", options.html_path, std::strerror(errno)));
+    if (std::string error = write_file(options.html_path, format_html_report(results, source)); !error.empty()) {
+      return fail_usage(err, error);
     }
   }
   out << (options.json ? format_json_report(results) : format_text_report(results));

@@ -1,11 +1,7 @@
 #include "cli/show_command.h"
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -16,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/file_io.h"
 #include "core/outcome.h"
 #include "core/response.h"
 #include "sim/describe.h"
@@ -1031,10 +1028,7 @@ int run_show(std::string_view text, std::string_view source, const ShowOptions& 
   if (options.text) out << render_text(model);
   if (!options.html_path.empty()) {
     const std::string html = render_html(model);
-    std::ofstream file(options.html_path, std::ios::binary | std::ios::trunc);
-    file << html;
-    file.close();
-    if (!file) return fail(err, fmt::format("{}: cannot write: {}", options.html_path, std::strerror(errno)));
+    if (std::string error = write_file(options.html_path, html); !error.empty()) return fail(err, error);
     if (!options.text) {
       std::size_t full = 0;
       for (const ShowColumn& column : model.columns) full += column.summary ? 0 : 1;
@@ -1055,19 +1049,9 @@ int run_show_command(const ShowOptions& options, std::ostream& out, std::ostream
     if (std::cin.bad()) return fail(err, "<stdin>: read error");
     return run_show(text, "<stdin>", options, out, err);
   }
-  std::ifstream file(options.input_path, std::ios::binary);
-  if (!file) return fail(err, fmt::format("{}: cannot open: {}", options.input_path, std::strerror(errno)));
-  std::string text;
-  std::array<char, 1 << 16> buffer{};
-  while (file) {
-    file.read(buffer.data(), buffer.size());
-    text.append(buffer.data(), static_cast<std::size_t>(file.gcount()));
-    if (text.size() > kMaxInputBytes) {
-      return fail(err, fmt::format("{}: larger than {} bytes", options.input_path, kMaxInputBytes));
-    }
-  }
-  if (file.bad()) return fail(err, fmt::format("{}: cannot read", options.input_path));
-  return run_show(text, options.input_path, options, out, err);
+  const FileText file = read_file(options.input_path, kMaxInputBytes);
+  if (!file.text) return fail(err, file.error);
+  return run_show(*file.text, options.input_path, options, out, err);
 }
 
 }  // namespace turnstile::cli

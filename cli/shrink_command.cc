@@ -1,11 +1,6 @@
 #include "cli/shrink_command.h"
 
-#include <array>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -14,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/file_io.h"
 #include "sim/shrink.h"
 #include "sim/trace.h"
 
@@ -25,40 +21,6 @@ using WallClock = std::chrono::steady_clock;
 constexpr std::size_t kMaxTraceBytes = std::size_t{1} << 30;
 constexpr std::uint64_t kMaxRuns = 1'000'000;
 constexpr auto kProgressPeriod = std::chrono::milliseconds(200);
-
-// A whole file, or why it could not be read (one line naming it).
-struct FileText {
-  std::optional<std::string> text;
-  std::string error;
-};
-
-FileText read_text(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return {std::nullopt, fmt::format("{}: cannot open: {}", path, std::strerror(errno))};
-  std::string text;
-  std::array<char, 1 << 16> buffer{};
-  while (file) {
-    file.read(buffer.data(), buffer.size());
-    text.append(buffer.data(), static_cast<std::size_t>(file.gcount()));
-    if (text.size() > kMaxTraceBytes)
-      return {std::nullopt, fmt::format("{}: larger than {} bytes", path, kMaxTraceBytes)};
-  }
-  if (file.bad()) return {std::nullopt, fmt::format("{}: cannot read", path)};
-  return {std::move(text), {}};
-}
-
-// Writes `text` to `path`, creating its directory; an error line, or empty.
-std::string write_text(const std::filesystem::path& path, const std::string& text) {
-  std::error_code code;
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), code);
-  if (code) return fmt::format("{}: cannot create directory: {}", path.parent_path().string(), code.message());
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  if (!file) return fmt::format("{}: cannot write: {}", path.string(), std::strerror(errno));
-  file.write(text.data(), static_cast<std::streamsize>(text.size()));
-  file.close();
-  if (!file) return fmt::format("{}: cannot write", path.string());
-  return {};
-}
 
 std::string describe(const sim::Violation& v) {
   return fmt::format("violation of {} at step {}, {} ms (event {}): {}", v.rule, v.step, v.at_ms, v.event_index,
@@ -78,7 +40,7 @@ int shrink_command(const ShrinkCommandOptions& options, const Variants& variants
     err << fmt::format("--max-runs: expected an integer from 1 to {}, got {}\n", kMaxRuns, options.max_runs);
     return 2;
   }
-  const FileText file = read_text(in_path);
+  const FileText file = read_file(in_path, kMaxTraceBytes);
   if (!file.text) {
     err << file.error << "\n";
     return 2;
@@ -152,7 +114,7 @@ int shrink_command(const ShrinkCommandOptions& options, const Variants& variants
     err << fmt::format("{}: the shrunk trace does not replay: {}\n", options.out_path, *check.divergence);
     return 2;
   }
-  if (const std::string error = write_text(options.out_path, shrunk_text); !error.empty()) {
+  if (const std::string error = write_file_creating_directory(options.out_path, shrunk_text); !error.empty()) {
     err << error << "\n";
     return 2;
   }

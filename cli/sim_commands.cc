@@ -3,15 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <cstring>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -23,6 +20,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/file_io.h"
 #include "core/response.h"
 #include "sim/check_trace.h"
 #include "sim/describe.h"
@@ -48,40 +46,6 @@ constexpr auto kProgressPeriod = std::chrono::milliseconds(200);
 constexpr std::size_t kMaxQuote = 400;
 
 std::string hex64(std::uint64_t value) { return fmt::format("{:016x}", value); }
-
-// A whole file, or why it could not be read (one line naming it).
-struct FileText {
-  std::optional<std::string> text;
-  std::string error;
-};
-
-FileText read_file(const std::string& path, std::size_t max_bytes) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return {std::nullopt, fmt::format("{}: cannot open: {}", path, std::strerror(errno))};
-  std::string text;
-  std::array<char, 1 << 16> buffer{};
-  while (file) {
-    file.read(buffer.data(), buffer.size());
-    text.append(buffer.data(), static_cast<std::size_t>(file.gcount()));
-    if (text.size() > max_bytes) return {std::nullopt, fmt::format("{}: larger than {} bytes", path, max_bytes)};
-  }
-  if (file.bad()) return {std::nullopt, fmt::format("{}: cannot read", path)};
-  return {std::move(text), {}};
-}
-
-// Writes `text` to `path`, creating its directory. An error message, or empty.
-std::string write_file(const std::filesystem::path& path, const std::string& text) {
-  std::error_code code;
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), code);
-  if (code) return fmt::format("{}: cannot create directory: {}", path.parent_path().string(), code.message());
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  if (!file) return fmt::format("{}: cannot write: {}", path.string(), std::strerror(errno));
-  file.write(text.data(), static_cast<std::streamsize>(text.size()));
-  file.close();
-  if (!file) return fmt::format("{}: cannot write", path.string());
-  return {};
-}
-
 
 // What every simulating command starts from: the scenario, gate and strategy.
 struct Setup {
@@ -470,14 +434,14 @@ int run_command(const RunOptions& options, std::ostream& out, std::ostream& err)
     trace_path = trace_path_in(std::string(kDefaultTracesDir), report.violation->rule, *seed).string();
   }
   if (!trace_path.empty()) {
-    if (auto error = write_file(trace_path, sim::write_trace(make_header(setup, *seed), report));
+    if (auto error = write_file_creating_directory(trace_path, sim::write_trace(make_header(setup, *seed), report));
         !error.empty()) {
       err << error << "\n";
       return 2;
     }
   }
   if (!options.history_out.empty()) {
-    if (auto error = write_file(options.history_out, sim::gate_history_text(report.gate_history)); !error.empty()) {
+    if (auto error = write_file_creating_directory(options.history_out, sim::gate_history_text(report.gate_history)); !error.empty()) {
       err << error << "\n";
       return 2;
     }
@@ -683,7 +647,7 @@ int explore_command(const ExploreOptions& options, std::ostream& out, std::ostre
       continue;
     }
     const auto path = trace_path_in(options.traces_dir, rule, summary.first_seed);
-    if (auto error = write_file(path, sim::write_trace(make_header(setup, summary.first_seed), report));
+    if (auto error = write_file_creating_directory(path, sim::write_trace(make_header(setup, summary.first_seed), report));
         !error.empty()) {
       err << error << "\n";
       return 2;
@@ -794,7 +758,7 @@ namespace {
 std::string write_history_ops(const std::string& path, const std::vector<sim::HistoryOp>& ops) {
   std::string text;
   for (const sim::HistoryOp& op : ops) sim::append_history_line(text, op);
-  return write_file(path, text);
+  return write_file_creating_directory(path, text);
 }
 
 // `turnstile replay` of a check trace (sim/check_trace.h): its steps run
@@ -883,7 +847,7 @@ int replay_command(const std::string& trace_path, const Variants& variants, std:
   }
   const ReplayResult result = replay_trace(trace, hooks);
   if (!history_out.empty()) {
-    if (auto error = write_file(history_out, sim::gate_history_text(result.report.gate_history)); !error.empty()) {
+    if (auto error = write_file_creating_directory(history_out, sim::gate_history_text(result.report.gate_history)); !error.empty()) {
       err << error << "\n";
       return 2;
     }
