@@ -166,9 +166,9 @@ Tone response_tone(const core::Response& response) {
   return Tone::neutral;
 }
 
-Tone gate_tone(const sim::GateStep& step) {
-  if (step.decision.held > step.config.capacity) return Tone::bad;
-  switch (step.decision.outcome) {
+// A decision's colour: granted, refused, or neither.
+Tone outcome_tone(core::Outcome outcome) {
+  switch (outcome) {
     case core::Outcome::admitted:
     case core::Outcome::resumed:
     case core::Outcome::switched:
@@ -183,6 +183,11 @@ Tone gate_tone(const sim::GateStep& step) {
       return Tone::neutral;
   }
   return Tone::neutral;
+}
+
+Tone gate_tone(const sim::GateStep& step) {
+  if (step.decision.held > step.config.capacity) return Tone::bad;
+  return outcome_tone(step.decision.outcome);
 }
 
 std::string_view op_kind_name(core::OpKind kind) {
@@ -583,21 +588,7 @@ std::string answer_of(const sim::HistoryOp& op) {
 
 Tone history_tone(const sim::HistoryOp& op) {
   if (op.pending() || op.is_config()) return Tone::neutral;
-  switch (op.out->outcome) {
-    case core::Outcome::admitted:
-    case core::Outcome::resumed:
-    case core::Outcome::switched:
-    case core::Outcome::rotated:
-    case core::Outcome::alive:
-    case core::Outcome::released:
-      return Tone::good;
-    case core::Outcome::superseded:
-    case core::Outcome::blocked_capacity:
-      return Tone::warn;
-    case core::Outcome::gone:
-      return Tone::neutral;
-  }
-  return Tone::neutral;
+  return outcome_tone(op.out->outcome);
 }
 
 std::string d_out(const sim::HistoryOp& op) {
