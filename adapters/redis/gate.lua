@@ -55,11 +55,14 @@
 -- about as much as a pattern match, so a heartbeat or a resume is one HMGET
 -- and one HSET, and G2 searches the index only when `low` says a session may
 -- be gone. The rest is Lua, where small things add up: a closure costs an
--- allocation, and one more per local it captures; tonumber() and
--- string.format() go through strtod() and printf(); each capture of a match
--- makes a string. So the common steps make no closure past the first few,
--- read numbers by arithmetic (below), and split a session only as far as
--- they need; G6-G8 define their helpers only when they run.
+-- allocation, and one more per local it captures; so does a table, and each
+-- time it grows; tonumber() and string.format() go through strtod() and
+-- printf(); a pattern costs for each character it reads and each capture
+-- makes a string. So a heartbeat makes one closure and two tables (the
+-- HMGET's answer and its own), each step ends with its own HSET and answer
+-- rather than gathering them in a list, numbers are read by arithmetic
+-- (below), a session is split only as far as a step needs, and G6-G8 define
+-- their helpers only when they run.
 --
 -- The core keeps its sessions in a vector: a new session is appended, one
 -- rotated in (G7) takes its victim's place, removals keep the others' order.
@@ -70,12 +73,13 @@
 -- Numbers are Lua doubles. Every time is at most 2^53 - 1 (SPEC, core/time.h)
 -- and so exact, in Lua and as a sorted set's score. tostring() and `..` would
 -- print a number with %.14g (9.007199254741e+15), so a number computed here
--- goes out through fmt(). Numbers that only pass through (a session's seq,
--- admitted_at, last_seen and last_issued, `now` and issued_at from the
--- arguments) stay in the decimal text they came in, digits only. The steps
--- read such text as a number by arithmetic (`text + 0`), which converts it
--- once where tonumber() converts it twice; only text checked or written by
--- the script is read so, as arithmetic on anything else is an error.
+-- goes out through format('%.0f', n). Numbers that only pass through (a
+-- session's seq, admitted_at, last_seen and last_issued, `now` and issued_at
+-- from the arguments) stay in the decimal text they came in, digits only.
+-- The steps read such text as a number by arithmetic (`text + 0`), which
+-- converts it once where tonumber() converts it twice; only text checked or
+-- written by the script is read so, as arithmetic on anything else is an
+-- error.
 
 local key = KEYS[1]
 local seen_key = KEYS[2]
@@ -87,9 +91,8 @@ local function fail(message)
   error({err = 'ERR turnstile gate.lua: ' .. message})
 end
 
-local function fmt(n)
-  return string.format('%.0f', n)
-end
+-- Numbers go out as format('%.0f', n) (see Numbers above).
+local format = string.format
 
 if op == 'state' then
   local SESSION = '^(%d+)|(%d+)|(%d+)|([^|]+)|([^|]+)|(%d+)|([%a_]+)|(%d*)|([^|]*)|(%d+)$'
@@ -150,12 +153,12 @@ if op == 'state' then
   if redis.call('ZCARD', seen_key) ~= #ordered then fail('the index holds sessions the pool does not') end
   if stored_held ~= nil and stored_held ~= #ordered then fail('held is not the number of sessions') end
   table.sort(ordered, function(a, b) return tonumber(a.seq) < tonumber(b.seq) end)
-  local out = {fmt(last_now), fmt(last_token)}
+  local out = {format('%.0f', last_now), format('%.0f', last_token)}
   for _, s in ipairs(ordered) do
     local d = s.decision
     local row = {
-      s.client, s.episode, s.token, fmt(tonumber(s.admitted_at)), fmt(s.last_seen),
-      s.last_request, fmt(tonumber(s.last_issued)), d[1], d[2], d[3], fmt(tonumber(d[4])),
+      s.client, s.episode, s.token, format('%.0f', tonumber(s.admitted_at)), format('%.0f', s.last_seen),
+      s.last_request, format('%.0f', tonumber(s.last_issued)), d[1], d[2], d[3], format('%.0f', tonumber(d[4])),
     }
     for _, v in ipairs(row) do out[#out + 1] = v end
   end
@@ -235,23 +238,9 @@ if clock == 'caller' then
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  now_text = fmt(now)
+  now_text = format('%.0f', now)
 end
 if now < last_now then now, now_text = last_now, meta[1] end
-
--- The fields the step sets in the hash, written in one HSET as it answers,
--- at the end of the script. Everything else a step writes, it writes as it
--- goes. Steps add to it in place rather than through a helper, as a
--- closure costs the common steps more than the lines it saves (see Cost).
-local writes = {}
-
--- `command target args...`, in batches of 1000 arguments (an even number,
--- so pairs stay together), as unpack() puts every argument on Lua's stack.
-local function call_batched(command, target, args)
-  for i = 1, #args, 1000 do
-    redis.call(command, target, unpack(args, i, math.min(i + 999, #args)))
-  end
-end
 
 -- G2: every gone session is removed and its token dies. Gone means
 -- now - last_seen > ttl + grace, that is last_seen < now - ttl - grace. When
@@ -277,14 +266,15 @@ end
 local gone_before = now - ttl - grace
 if not low or low < gone_before then
   if not held then held = redis.call('ZCARD', seen_key) end
-  local suspects = redis.call('ZRANGEBYSCORE', seen_key, '-inf', '(' .. fmt(gone_before), 'WITHSCORES')
-  local gone, gone_fields, raised = {}, {}, {}
-  -- Read in batches of 500 clients, as unpack() puts every name on Lua's stack.
+  local suspects = redis.call('ZRANGEBYSCORE', seen_key, '-inf', '(' .. format('%.0f', gone_before), 'WITHSCORES')
+  -- Read and written in batches of 500 clients, as unpack() puts every
+  -- argument on Lua's stack.
   for first = 1, #suspects, 1000 do
     local last = math.min(first + 999, #suspects)
     local names = {}
     for i = first, last, 2 do names[#names + 1] = 'l:' .. suspects[i] end
     local last_seen = redis.call('HMGET', key, unpack(names))
+    local gone, gone_fields, raised = {}, {}, {}
     for i = first, last, 2 do
       local c = suspects[i]
       local text = last_seen[(i - first) / 2 + 1]
@@ -299,224 +289,225 @@ if not low or low < gone_before then
         if c == client then own_raw = nil end
       end
     end
+    if #gone > 0 then
+      redis.call('ZREM', seen_key, unpack(gone))
+      redis.call('HDEL', key, unpack(gone_fields))
+      held = held - #gone
+    end
+    if #raised > 0 then redis.call('ZADD', seen_key, unpack(raised)) end
   end
-  call_batched('ZREM', seen_key, gone)
-  call_batched('ZADD', seen_key, raised)
-  call_batched('HDEL', key, gone_fields)
-  held = held - #gone
-  held_text = fmt(held)
+  held_text = format('%.0f', held)
   -- The smallest score left; with none, every later one is at least now.
   local first = redis.call('ZRANGE', seen_key, 0, 0, 'WITHSCORES')
   redis.call('HSET', key, 'now', now_text, 'held', held_text, 'low', first[2] or now_text)
-elseif now ~= last_now then
-  writes[1], writes[2] = 'now', now_text
+  last_now = now
 end
+-- Whether G1's `now` is still to be written. Each step below writes it with
+-- its own fields, in the one HSET it makes.
+local write_now = now ~= last_now
 
--- The step's answer: {outcome, token, victim}, and slots held after it.
-local outcome, token, victim = nil, '', ''
-
-if op == 'heartbeat' or op == 'release' then
+if op ~= 'admit' then
   -- G11, G12: only the session's current token (the first field of its
   -- session) keeps it alive or frees its slot.
   if not (own_raw and string.match(own_raw, '^(%d+)|') == argv[8]) then
-    outcome = 'gone'
-  elseif op == 'heartbeat' then
+    if write_now then redis.call('HSET', key, 'now', now_text) end
+    return {'gone', '', '', held}
+  end
+  if op == 'heartbeat' then
     -- The index score stays behind (see G2).
-    outcome = 'alive'
-    writes[#writes + 1] = 'l:' .. client
-    writes[#writes + 1] = now_text
-  else
-    outcome = 'released'
-    redis.call('HDEL', key, 's:' .. client, 'l:' .. client)
-    redis.call('ZREM', seen_key, client)
-    held = held - 1
-    writes[#writes + 1] = 'held'
-    writes[#writes + 1] = fmt(held)
-  end
-else
-  -- An admit (G3-G10).
-  -- Strings compare bytewise, as std::string does. Lua's `<` on strings calls
-  -- strcoll(), and Redis takes LC_COLLATE from its environment, so under a
-  -- locale such as en_US.UTF-8 "B" < "a" would be false.
-  local function bytes_less(a, b)
-    local n = math.min(#a, #b)
-    for i = 1, n do
-      local x, y = string.byte(a, i), string.byte(b, i)
-      if x ~= y then return x < y end
-    end
-    return #a < #b
-  end
-
-  -- A new token (G9): the pool's counter, incremented.
-  local function new_token()
-    local text = fmt((meta[5] or 0) + 1)
-    writes[#writes + 1] = 'token'
-    writes[#writes + 1] = text
-    return text
-  end
-
-  if own_raw then
-    -- The client's session, split only as far as G3-G5 need: its token, its
-    -- place (`seq|admitted_at`, kept as it is), episode, last_request,
-    -- last_issued, and its last decision in one piece. Each capture costs,
-    -- and this is the common admit.
-    local own_token, place, own_episode, last_request, last_issued, last_decision =
-        string.match(own_raw, '^(%d+)|(%d+|%d+)|([^|]+)|([^|]+)|(%d+)|([%a_]+|%d*|[^|]*|%d+)$')
-    if own_token == nil then fail('malformed session of client ' .. client) end
-    local own_issued = last_issued + 0
-    if last_request == request then
-      -- G3: a replay of the request that made the session's current state.
-      outcome, token, victim = string.match(last_decision, '^([^|]*)|([^|]*)|([^|]*)|')
-    elseif issued_at < own_issued or (issued_at == own_issued and bytes_less(request, last_request)) then
-      -- G4: an intent older than the one already applied changes nothing.
-      outcome = 'superseded'
+    if write_now then
+      redis.call('HSET', key, 'l:' .. client, now_text, 'now', now_text)
     else
-      -- G5: the owner keeps its slot, live or idle, and is never blocked.
-      outcome, token = 'resumed', own_token
-      if own_episode ~= episode then outcome, token = 'switched', new_token() end
-      -- G10. The index score stays behind (see G2).
-      writes[#writes + 1] = 's:' .. client
-      writes[#writes + 1] = token .. '|' .. place .. '|' .. episode .. '|' .. request .. '|' .. issued_at_text .. '|' ..
-                            outcome .. '|' .. token .. '||' .. held_text
-      writes[#writes + 1] = 'l:' .. client
-      writes[#writes + 1] = now_text
+      redis.call('HSET', key, 'l:' .. client, now_text)
     end
-  else
-    -- G7's order: smallest last_seen, then smallest admitted_at, then smallest client id.
-    local function older_than(a, b)
-      if a.last_seen ~= b.last_seen then return a.last_seen < b.last_seen end
-      if a.admitted_at ~= b.admitted_at then return a.admitted_at < b.admitted_at end
-      return bytes_less(a.client, b.client)
-    end
-
-    -- The index entries `entries` (client, score, client, score, ...) with their
-    -- sessions and real last_seen, read in batches of 500 clients; a stale
-    -- score is raised to its last_seen. Returns a list of {client, raw,
-    -- last_seen}.
-    local function load(entries)
-      local out, raised = {}, {}
-      for first = 1, #entries, 1000 do
-        local last = math.min(first + 999, #entries)
-        local names = {}
-        for i = first, last, 2 do
-          names[#names + 1] = 's:' .. entries[i]
-          names[#names + 1] = 'l:' .. entries[i]
-        end
-        local got = redis.call('HMGET', key, unpack(names))
-        for i = first, last, 2 do
-          local c, score = entries[i], entries[i + 1]
-          local raw, text = got[i - first + 1], got[i - first + 2]
-          if not raw then fail('the index names client ' .. c .. ', which has no session') end
-          -- Without an l: field the score is the exact last_seen.
-          local last_seen = tonumber(text or score)
-          if last_seen ~= tonumber(score) then
-            raised[#raised + 1] = text
-            raised[#raised + 1] = c
-          end
-          out[#out + 1] = {client = c, raw = raw, last_seen = last_seen}
-        end
-      end
-      call_batched('ZADD', seen_key, raised)
-      return out
-    end
-
-    -- How many index entries G7 reads at a time.
-    local G7_BATCH = 16
-
-    -- G7's candidates: the sessions with the smallest last_seen, if it is idle.
-    -- Gone sessions were pruned above, so a last_seen older than ttl is idle.
-    -- The index is read from its smallest score up, G7_BATCH entries at a time;
-    -- reading a batch raises its stale scores. Entries after a batch have scores,
-    -- and so last_seens, at least the batch's last score `edge`; so when the
-    -- batch's smallest last_seen m is below edge (or the batch is the whole
-    -- index) m is the pool's smallest and every session holding it is in the
-    -- batch; when m equals edge, the sessions holding it are exactly those whose
-    -- score is now edge and whose last_seen is edge; when m is above edge, every
-    -- score in the batch was stale and has been raised, and the next batch is
-    -- read. Each such round raises G7_BATCH scores, so the pool's size bounds
-    -- the rounds.
-    local function oldest_idle()
-      for _ = 0, held do
-        local batch = redis.call('ZRANGE', seen_key, 0, G7_BATCH - 1, 'WITHSCORES')
-        if #batch == 0 then return nil end
-        -- The smallest score bounds every last_seen from below: if even it is
-        -- live, every session is.
-        if now - tonumber(batch[2]) <= ttl then return nil end
-        local edge_text = batch[#batch]
-        local edge = tonumber(edge_text)
-        local loaded = load(batch)
-        local m = loaded[1].last_seen
-        for _, s in ipairs(loaded) do
-          if s.last_seen < m then m = s.last_seen end
-        end
-        if m == edge and #batch == 2 * G7_BATCH then
-          loaded = load(redis.call('ZRANGEBYSCORE', seen_key, edge_text, edge_text, 'WITHSCORES'))
-        end
-        if m <= edge or #batch < 2 * G7_BATCH then
-          if now - m <= ttl then return nil end
-          local victim = nil
-          for _, entry in ipairs(loaded) do
-            if entry.last_seen == m then
-              -- The session's seq and admitted_at (see the hash's fields above);
-              -- older_than compares admitted_at as a number.
-              local seq, admitted_at = string.match(entry.raw, '^%d+|(%d+)|(%d+)|')
-              if seq == nil then fail('malformed session of client ' .. entry.client) end
-              local s = {client = entry.client, last_seen = m, admitted_at = tonumber(admitted_at), seq = seq}
-              if victim == nil or older_than(s, victim) then victim = s end
-            end
-          end
-          return victim
-        end
-      end
-      fail('the index kept stale scores after every session was read')
-    end
-
-    -- The `layout` field's value (see the hash's fields above).
-    local LAYOUT = 'hash table: this value is longer than hash-max-listpack-value, so Redis keeps the pool hash a hash table'
-    -- The new session's place (see seq above).
-    local seq
-    if held >= capacity then
-      -- G7: only an idle session may make room, the oldest first; G8 otherwise.
-      local oldest = oldest_idle()
-      if oldest == nil then
-        outcome = 'blocked_capacity'
-      else
-        outcome, victim = 'rotated', oldest.client
-        redis.call('HDEL', key, 's:' .. victim, 'l:' .. victim)
-        redis.call('ZREM', seen_key, victim)
-        -- The newcomer takes the victim's place.
-        seq = oldest.seq
-      end
-    else
-      -- G6 (or the slot G7 just freed). G13: a newcomer never raises slots held
-      -- above max(C, held before), since it enters only when held < C or by rotation.
-      outcome = 'admitted'
-      local last_seq = redis.call('HGET', key, 'seq')
-      seq = fmt((last_seq or 0) + 1)
-      held = held + 1
-      held_text = fmt(held)
-      writes[#writes + 1] = 'seq'
-      writes[#writes + 1] = seq
-      writes[#writes + 1] = 'held'
-      writes[#writes + 1] = held_text
-      if not last_seq then
-        writes[#writes + 1] = 'layout'
-        writes[#writes + 1] = LAYOUT
-      end
-    end
-    if outcome ~= 'blocked_capacity' then
-      -- G10: the new session records this intent; its index score is its
-      -- last_seen, now.
-      token = new_token()
-      writes[#writes + 1] = 's:' .. client
-      writes[#writes + 1] = token .. '|' .. seq .. '|' .. now_text .. '|' .. episode .. '|' .. request .. '|' ..
-                            issued_at_text .. '|' .. outcome .. '|' .. token .. '|' .. victim .. '|' .. held_text
-      writes[#writes + 1] = 'l:' .. client
-      writes[#writes + 1] = now_text
-      redis.call('ZADD', seen_key, now_text, client)
-    end
+    return {'alive', '', '', held}
   end
+  redis.call('HDEL', key, 's:' .. client, 'l:' .. client)
+  redis.call('ZREM', seen_key, client)
+  held = held - 1
+  redis.call('HSET', key, 'held', format('%.0f', held), 'now', now_text)
+  return {'released', '', '', held}
 end
 
-if #writes > 0 then redis.call('HSET', key, unpack(writes)) end
+-- An admit (G3-G10). Like the steps above, each way it ends writes the
+-- hash's fields it sets in one HSET as it answers; what else it writes, it
+-- writes as it goes.
+
+-- Strings compare bytewise, as std::string does. Lua's `<` on strings calls
+-- strcoll(), and Redis takes LC_COLLATE from its environment, so under a
+-- locale such as en_US.UTF-8 "B" < "a" would be false.
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+if own_raw then
+  -- The client's session, split only as far as G3-G5 need: its token, its
+  -- place (`seq|admitted_at`, kept as it is), episode, last_request,
+  -- last_issued, and where its last decision begins. Each character a
+  -- pattern reads and each capture costs, and this is the common admit.
+  local own_token, place, own_episode, last_request, last_issued, decision_at =
+      string.match(own_raw, '^(%d+)|(%d+|%d+)|([^|]+)|([^|]+)|(%d+)|()')
+  if own_token == nil then fail('malformed session of client ' .. client) end
+  if last_request == request then
+    -- G3: a replay of the request that made the session's current state.
+    local outcome, token, victim = string.match(own_raw, '^([%a_]+)|(%d*)|([^|]*)|%d+$', decision_at)
+    if outcome == nil then fail('malformed session of client ' .. client) end
+    if write_now then redis.call('HSET', key, 'now', now_text) end
+    return {outcome, token, victim, held}
+  end
+  local own_issued = last_issued + 0
+  if issued_at < own_issued or (issued_at == own_issued and bytes_less(request, last_request)) then
+    -- G4: an intent older than the one already applied changes nothing.
+    if write_now then redis.call('HSET', key, 'now', now_text) end
+    return {'superseded', '', '', held}
+  end
+  -- G5: the owner keeps its slot, live or idle, and is never blocked; a new
+  -- episode takes a new token (G9), the pool's counter incremented.
+  local outcome, token = 'resumed', own_token
+  if own_episode ~= episode then outcome, token = 'switched', format('%.0f', (meta[5] or 0) + 1) end
+  -- G10. The index score stays behind (see G2).
+  local session = token .. '|' .. place .. '|' .. episode .. '|' .. request .. '|' .. issued_at_text .. '|' ..
+                  outcome .. '|' .. token .. '||' .. held_text
+  if outcome == 'switched' then
+    redis.call('HSET', key, 's:' .. client, session, 'l:' .. client, now_text, 'token', token, 'now', now_text)
+  elseif write_now then
+    redis.call('HSET', key, 's:' .. client, session, 'l:' .. client, now_text, 'now', now_text)
+  else
+    redis.call('HSET', key, 's:' .. client, session, 'l:' .. client, now_text)
+  end
+  return {outcome, token, '', held}
+end
+
+-- A client without a session (G6-G8, G10).
+
+-- G7's order: smallest last_seen, then smallest admitted_at, then smallest client id.
+local function older_than(a, b)
+  if a.last_seen ~= b.last_seen then return a.last_seen < b.last_seen end
+  if a.admitted_at ~= b.admitted_at then return a.admitted_at < b.admitted_at end
+  return bytes_less(a.client, b.client)
+end
+
+-- The index entries `entries` (client, score, client, score, ...) with their
+-- sessions and real last_seen, read in batches of 500 clients; a stale
+-- score is raised to its last_seen. Returns a list of {client, raw,
+-- last_seen}.
+local function load(entries)
+  local out = {}
+  for first = 1, #entries, 1000 do
+    local last = math.min(first + 999, #entries)
+    local names = {}
+    for i = first, last, 2 do
+      names[#names + 1] = 's:' .. entries[i]
+      names[#names + 1] = 'l:' .. entries[i]
+    end
+    local got = redis.call('HMGET', key, unpack(names))
+    local raised = {}
+    for i = first, last, 2 do
+      local c, score = entries[i], entries[i + 1]
+      local raw, text = got[i - first + 1], got[i - first + 2]
+      if not raw then fail('the index names client ' .. c .. ', which has no session') end
+      -- Without an l: field the score is the exact last_seen.
+      local last_seen = tonumber(text or score)
+      if last_seen ~= tonumber(score) then
+        raised[#raised + 1] = text
+        raised[#raised + 1] = c
+      end
+      out[#out + 1] = {client = c, raw = raw, last_seen = last_seen}
+    end
+    if #raised > 0 then redis.call('ZADD', seen_key, unpack(raised)) end
+  end
+  return out
+end
+
+-- How many index entries G7 reads at a time.
+local G7_BATCH = 16
+
+-- G7's candidates: the sessions with the smallest last_seen, if it is idle.
+-- Gone sessions were pruned above, so a last_seen older than ttl is idle.
+-- The index is read from its smallest score up, G7_BATCH entries at a time;
+-- reading a batch raises its stale scores. Entries after a batch have scores,
+-- and so last_seens, at least the batch's last score `edge`; so when the
+-- batch's smallest last_seen m is below edge (or the batch is the whole
+-- index) m is the pool's smallest and every session holding it is in the
+-- batch; when m equals edge, the sessions holding it are exactly those whose
+-- score is now edge and whose last_seen is edge; when m is above edge, every
+-- score in the batch was stale and has been raised, and the next batch is
+-- read. Each such round raises G7_BATCH scores, so the pool's size bounds
+-- the rounds.
+local function oldest_idle()
+  for _ = 0, held do
+    local batch = redis.call('ZRANGE', seen_key, 0, G7_BATCH - 1, 'WITHSCORES')
+    if #batch == 0 then return nil end
+    -- The smallest score bounds every last_seen from below: if even it is
+    -- live, every session is.
+    if now - tonumber(batch[2]) <= ttl then return nil end
+    local edge_text = batch[#batch]
+    local edge = tonumber(edge_text)
+    local loaded = load(batch)
+    local m = loaded[1].last_seen
+    for _, s in ipairs(loaded) do
+      if s.last_seen < m then m = s.last_seen end
+    end
+    if m == edge and #batch == 2 * G7_BATCH then
+      loaded = load(redis.call('ZRANGEBYSCORE', seen_key, edge_text, edge_text, 'WITHSCORES'))
+    end
+    if m <= edge or #batch < 2 * G7_BATCH then
+      if now - m <= ttl then return nil end
+      local victim = nil
+      for _, entry in ipairs(loaded) do
+        if entry.last_seen == m then
+          -- The session's seq and admitted_at (see the hash's fields above);
+          -- older_than compares admitted_at as a number.
+          local seq, admitted_at = string.match(entry.raw, '^%d+|(%d+)|(%d+)|')
+          if seq == nil then fail('malformed session of client ' .. entry.client) end
+          local s = {client = entry.client, last_seen = m, admitted_at = tonumber(admitted_at), seq = seq}
+          if victim == nil or older_than(s, victim) then victim = s end
+        end
+      end
+      return victim
+    end
+  end
+  fail('the index kept stale scores after every session was read')
+end
+
+-- The `layout` field's value (see the hash's fields above).
+local LAYOUT = 'hash table: this value is longer than hash-max-listpack-value, so Redis keeps the pool hash a hash table'
+-- The new session's outcome, victim and place (see seq above), and the
+-- fields G6 sets besides the session's own.
+local outcome, victim, seq, fields
+if held >= capacity then
+  -- G7: only an idle session may make room, the oldest first; G8 otherwise.
+  local oldest = oldest_idle()
+  if oldest == nil then
+    if write_now then redis.call('HSET', key, 'now', now_text) end
+    return {'blocked_capacity', '', '', held}
+  end
+  outcome, victim = 'rotated', oldest.client
+  redis.call('HDEL', key, 's:' .. victim, 'l:' .. victim)
+  redis.call('ZREM', seen_key, victim)
+  -- The newcomer takes the victim's place.
+  seq, fields = oldest.seq, {}
+else
+  -- G6 (or the slot G7 just freed). G13: a newcomer never raises slots held
+  -- above max(C, held before), since it enters only when held < C or by rotation.
+  outcome, victim = 'admitted', ''
+  local last_seq = redis.call('HGET', key, 'seq')
+  seq = format('%.0f', (last_seq or 0) + 1)
+  held = held + 1
+  held_text = format('%.0f', held)
+  fields = {'seq', seq, 'held', held_text}
+  if not last_seq then fields[5], fields[6] = 'layout', LAYOUT end
+end
+-- G10: the new session records this intent, with a new token (G9); its index
+-- score is its last_seen, now.
+local token = format('%.0f', (meta[5] or 0) + 1)
+local session = token .. '|' .. seq .. '|' .. now_text .. '|' .. episode .. '|' .. request .. '|' ..
+                issued_at_text .. '|' .. outcome .. '|' .. token .. '|' .. victim .. '|' .. held_text
+redis.call('ZADD', seen_key, now_text, client)
+redis.call('HSET', key, 's:' .. client, session, 'l:' .. client, now_text, 'token', token, 'now', now_text, unpack(fields))
 return {outcome, token, victim, held}
