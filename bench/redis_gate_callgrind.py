@@ -5,12 +5,13 @@ A rate measured on a shared machine moves by ten points from one round to
 the next; the instructions a server executes per operation do not. This
 starts redis-server under valgrind's callgrind (unix socket in a temporary
 directory, no persistence), fills one pool with 64 sessions through the
-script (through gate.lua for the trivial one), then sends 1000 operations of one kind through each script and
-reads the instructions the server executed for them (callgrind_control
-dumps and zeroes the counters). The same operations go to every script, and
+script (through gate.lua for the trivial one), then sends 1000 operations of
+one kind through each script and reads the instructions the server executed
+for them (callgrind_control dumps and zeroes the counters). The same operations go to every script, and
 the first script is the baseline of the ratio column.
 
     bench/redis_gate_callgrind.py [--ops heartbeat|resume|mix] SCRIPT.lua|trivial|floor...
+    bench/redis_gate_callgrind.py --print trivial|floor > SCRIPT.lua
 
   heartbeat  every operation a heartbeat with the client's current token
   resume     every operation an admit of the client's current episode with a
@@ -21,7 +22,8 @@ the first script is the baseline of the ratio column.
 `trivial` is redis_gate_bench's trivial script, `return {'alive', '', '', 1}`;
 `floor` is gate.lua with the least a heartbeat can do in front of it, one
 HMGET of the fields a heartbeat reads and one HSET of last_seen, and nothing
-else. The caller's clock advances by 1 ms every 8 operations. Needs valgrind and
+else. `--print` writes one of them out, say for redis_gate_bench's --also.
+The caller's clock advances by 1 ms every 8 operations. Needs valgrind and
 redis-server (Debian: valgrind, redis-server).
 """
 
@@ -103,6 +105,9 @@ class Redis:
 
 
 def main(argv):
+    if len(argv) == 2 and argv[0] == '--print' and argv[1] in ('trivial', 'floor'):
+        sys.stdout.write(script_text(argv[1]))
+        return 0
     ops = 'heartbeat'
     if len(argv) >= 2 and argv[0] == '--ops':
         ops, argv = argv[1], argv[2:]
