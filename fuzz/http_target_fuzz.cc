@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "adapters/server/server.h"
+#include "adapters/server/target.h"
 #include "core/ids.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
