@@ -91,25 +91,11 @@ void write_text(const sim::CheckConfig& config, const sim::CheckResult& result, 
   if (!trace_out.empty()) out << "trace written to " << trace_out << "\n";
 }
 
-ordered_json config_json(const sim::CheckConfig& config) {
-  ordered_json j;
-  j["gate"] = sim::gate_mode_name(config.gate);
-  j["clients"] = config.clients;
-  j["capacity"] = config.capacity;
-  j["rounds"] = config.rounds;
-  j["ttl_ms"] = config.ttl_ms;
-  j["grace_ms"] = config.grace_ms;
-  j["max_ticks"] = config.max_ticks;
-  j["max_states"] = config.max_states;
-  j["symmetry"] = config.symmetry;
-  return j;
-}
-
 void write_json(const sim::CheckConfig& config, const sim::CheckResult& result, const std::string& trace_out,
                 std::ostream& out) {
   ordered_json j;
   j["verdict"] = sim::verdict_name(result.verdict);
-  const ordered_json settings = config_json(config);
+  const ordered_json settings = ordered_json::parse(sim::check_config_json(config));
   for (const auto& [key, value] : settings.items()) j[key] = value;
   j["states"] = result.states;
   j["transitions"] = result.transitions;

@@ -451,6 +451,8 @@ std::string check_step_json(std::size_t number, const CheckStep& step) {
   return line.dump();
 }
 
+std::string check_config_json(const CheckConfig& config) { return config_json(config).dump(); }
+
 std::string write_check_trace(const CheckConfig& config, const CheckResult& result, std::string_view version) {
   std::string text;
   ordered_json header;

@@ -68,6 +68,11 @@ std::string write_check_trace(const CheckConfig& config, const CheckResult& resu
 // One step line (no newline), number from 1, exactly as the trace holds it.
 std::string check_step_json(std::size_t number, const CheckStep& step);
 
+// The check's settings as one JSON object (gate, clients, capacity, rounds,
+// ttl_ms, grace_ms, max_ticks, max_states, symmetry), as a check trace's
+// header and `turnstile check --json` list them.
+std::string check_config_json(const CheckConfig& config);
+
 // Whether `text` starts with a check trace's header (its first line is an
 // object with the key "turnstile_check_trace"), as opposed to a run's trace.
 bool is_check_trace(std::string_view text);
