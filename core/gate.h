@@ -65,6 +65,9 @@ bool is_new_token(Outcome outcome);
 
 enum class OpKind { admit, heartbeat, release };
 
+// "admit", "heartbeat" or "release", as SPEC D and gate.lua spell them.
+std::string_view op_kind_name(OpKind kind);
+
 struct Op {
   OpKind kind = OpKind::admit;
   std::string client;

@@ -136,17 +136,6 @@ std::optional<core::PoolState> decode_state(const redisReply& reply) {
   return pool;
 }
 
-std::string_view op_name(core::OpKind kind) {
-  switch (kind) {
-    case core::OpKind::admit:
-      return "admit";
-    case core::OpKind::heartbeat:
-      return "heartbeat";
-    case core::OpKind::release:
-      return "release";
-  }
-  return "admit";
-}
 
 }  // namespace
 
@@ -315,7 +304,7 @@ core::StoreReply RedisStore::attempt_once(std::string_view pool, const core::Op&
   }
   ++stats_.attempts;
   std::vector<std::string> args = {
-      std::string(op_name(op.kind)),
+      std::string(core::op_kind_name(op.kind)),
       config_.clock == StoreClock::caller ? "caller" : "redis",
       std::to_string(op.now),
       std::to_string(gate.capacity),
