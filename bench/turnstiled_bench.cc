@@ -22,9 +22,6 @@
 //
 //   build-serverrel/bench/turnstiled_bench [--seconds S] [--workers W]
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,6 +41,7 @@
 #include "adapters/redis/redis_store.h"
 #include "adapters/server/config.h"
 #include "adapters/server/server.h"
+#include "tests/loopback_port.h"
 #include "tests/redis_server.h"
 #include "tests/stub_broker.h"
 
@@ -74,21 +72,6 @@ struct LoadResult {
   }
 };
 
-int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
 
 // Drives `requests.size()` keep-alive connections, connection i sending
 // requests[i] again and again, for `seconds` (or, with once, one request
@@ -107,7 +90,7 @@ LoadResult run_load(int port, const std::vector<std::string>& requests, double s
   auto send_request = [&](std::size_t i) {
     Conn& c = conns[i];
     if (c.fd < 0) {
-      c.fd = connect_to(port);
+      c.fd = turnstile::testing::connect_to_loopback(port);
       if (c.fd < 0) return false;
       epoll_event event{};
       event.events = EPOLLIN;

@@ -7,10 +7,7 @@
 // Timing: nothing is asserted about speed except F6's bound, with a
 // generous allowance for a loaded machine.
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -46,6 +43,7 @@
 #include "adapters/server/server.h"
 #include "core/gate.h"
 #include "core/rng.h"
+#include "tests/loopback_port.h"
 #include "tests/redis_server.h"
 #include "tests/stub_broker.h"
 
@@ -90,21 +88,6 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-int connect_to(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
 
 bool send_all(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -163,7 +146,7 @@ HttpReply read_reply(int fd, std::string& pending, Clock::time_point deadline) {
 
 // Sends `raw` on a new connection and reads one answer.
 HttpReply round_trip(int port, std::string_view raw, std::chrono::milliseconds timeout = 15s) {
-  const int fd = connect_to(port);
+  const int fd = turnstile::testing::connect_to_loopback(port);
   if (fd < 0) return {};
   HttpReply reply;
   if (send_all(fd, raw)) {
@@ -661,7 +644,7 @@ TEST_F(turnstiled, F7_MalformedRequestsAre400AndTheServerKeepsServing) {
 TEST_F(turnstiled, F7_KeepAliveConnectionServesRequestsInTurn) {
   InProcess server(config());
   ASSERT_EQ(server.error(), "");
-  const int fd = connect_to(server.port());
+  const int fd = turnstile::testing::connect_to_loopback(server.port());
   ASSERT_GE(fd, 0);
   std::string pending;
   for (int i = 0; i < 5; ++i) {
@@ -691,7 +674,7 @@ TEST_F(turnstiled, C4_AClientThatLeavesDoesNotCancelTheFlight) {
   const int port = server.port();
 
   // One waiter stays, one goes away before the answer.
-  const int leaver = connect_to(port);
+  const int leaver = turnstile::testing::connect_to_loopback(port);
   ASSERT_GE(leaver, 0);
   ASSERT_TRUE(send_all(leaver, get_request("/main/stream/movie/tt1.json", "alice")));
   ASSERT_TRUE(eventually([&] { return server.stats().flights_started == 1; }));
@@ -711,7 +694,7 @@ TEST_F(turnstiled, C4_AClientThatLeavesDoesNotCancelTheFlight) {
     hold->wait();
     return StubBehaviour::status(200);
   });
-  const int alone = connect_to(port);
+  const int alone = turnstile::testing::connect_to_loopback(port);
   ASSERT_GE(alone, 0);
   ASSERT_TRUE(send_all(alone, get_request("/main/stream/movie/tt2.json", "bob")));
   ASSERT_TRUE(eventually([&] { return broker_.requests("/resolve/tt2") == 1; }));
@@ -771,7 +754,7 @@ TEST_F(turnstiled, F7_ConnectionsOverTheBoundAre503) {
   cfg.max_connections = 1;
   InProcess server(cfg);
   ASSERT_EQ(server.error(), "");
-  const int held = connect_to(server.port());
+  const int held = turnstile::testing::connect_to_loopback(server.port());
   ASSERT_GE(held, 0);
   ASSERT_TRUE(send_all(held, "GET /main/manifest.json HTTP/1.1\r\nHost: x\r\n\r\n"));
   std::string pending;
@@ -980,7 +963,7 @@ TEST_F(turnstiled, SigtermAnswersEveryRequestInFlightThenExits0) {
   ASSERT_GT(port, 0);
 
   // An idle keep-alive connection, which shutdown closes.
-  const int idle = connect_to(port);
+  const int idle = turnstile::testing::connect_to_loopback(port);
   ASSERT_GE(idle, 0);
   ASSERT_TRUE(send_all(idle, "GET /main/manifest.json HTTP/1.1\r\nHost: x\r\n\r\n"));
   std::string idle_pending;
@@ -1009,7 +992,7 @@ TEST_F(turnstiled, SigtermAnswersEveryRequestInFlightThenExits0) {
   ::close(idle);
   EXPECT_TRUE(eventually(
       [&] {
-        const int fd = connect_to(port);
+        const int fd = turnstile::testing::connect_to_loopback(port);
         if (fd < 0) return true;
         ::close(fd);
         return false;
