@@ -125,17 +125,7 @@ std::optional<FieldError> check_config(const GateConfig& config) {
 
 std::string_view outcome_name(Outcome outcome) { return kOutcomeNames.at(static_cast<std::size_t>(outcome)); }
 
-std::string_view op_kind_name(OpKind kind) {
-  switch (kind) {
-    case OpKind::admit:
-      return "admit";
-    case OpKind::heartbeat:
-      return "heartbeat";
-    case OpKind::release:
-      return "release";
-  }
-  return "admit";
-}
+std::string_view op_kind_name(OpKind kind) { return kOpKindNames.at(static_cast<std::size_t>(kind)); }
 
 std::optional<Outcome> outcome_from_name(std::string_view name) {
   for (std::size_t i = 0; i < kOutcomeNames.size(); ++i) {

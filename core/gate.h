@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -65,7 +66,9 @@ bool is_new_token(Outcome outcome);
 
 enum class OpKind { admit, heartbeat, release };
 
-// "admit", "heartbeat" or "release", as SPEC D and gate.lua spell them.
+// Each kind's name, in OpKind's order, as SPEC D, traces and gate.lua spell it.
+inline constexpr std::array<std::string_view, 3> kOpKindNames = {"admit", "heartbeat", "release"};
+
 std::string_view op_kind_name(OpKind kind);
 
 struct Op {

@@ -271,8 +271,7 @@ core::Op read_op(LineReader& read, const json& value, int clients) {
     read.fail(kPath, "a D input object such as {\"op\":\"admit\",\"pool\":\"p\",...}");
     return op;
   }
-  static constexpr std::array<std::string_view, 3> kKinds = {"admit", "heartbeat", "release"};
-  const std::size_t kind = read.choice(value, kPath, "op", kKinds);
+  const std::size_t kind = read.choice(value, kPath, "op", core::kOpKindNames);
   if (read.failed()) return op;
   if (kind == 0) {
     if (!read.object(value, kPath, {"op", "pool", "client", "episode", "request", "issued_at", "now"})) return op;

@@ -76,7 +76,6 @@ constexpr std::array<core::Outcome, 9> kGateOutcomes = {
     core::Outcome::admitted,         core::Outcome::resumed, core::Outcome::switched,
     core::Outcome::rotated,          core::Outcome::superseded, core::Outcome::blocked_capacity,
     core::Outcome::alive,            core::Outcome::gone,    core::Outcome::released};
-constexpr std::array<std::string_view, 3> kOpKinds = {"admit", "heartbeat", "release"};
 constexpr std::array<std::string_view, 2> kDependencies = {"store", "broker"};
 // The kinds of history event, in EventBody's order; as history.h spells them.
 constexpr std::array<std::string_view, 11> kEventKinds = {"request",   "response", "leave",    "flight_start",
@@ -171,7 +170,7 @@ class Writer {
 void write_op(Writer& w, std::string_view name, const core::Op& op) {
   w.key(name);
   w.open();
-  w.text("kind", kOpKinds[static_cast<std::size_t>(op.kind)]);
+  w.text("kind", core::op_kind_name(op.kind));
   w.text("client", op.client);
   w.text("episode", op.episode);
   w.text("request", op.request);
@@ -544,7 +543,7 @@ class LineReader {
 core::Op read_op(LineReader& read, const json& value, const std::string& path) {
   core::Op op;
   if (!read.object(value, path, {"kind", "client", "episode", "request", "issued_at", "now", "token"})) return op;
-  op.kind = static_cast<core::OpKind>(read.choice(value, path, "kind", kOpKinds));
+  op.kind = static_cast<core::OpKind>(read.choice(value, path, "kind", core::kOpKindNames));
   op.client = read.text(value, path, "client");
   op.episode = read.text(value, path, "episode");
   op.request = read.text(value, path, "request");
